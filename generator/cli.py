@@ -1,0 +1,258 @@
+"""``d2timm-gen``: list, generate, check and show generated detectron2 backbones.
+
+Exit codes: 0 success (``check``: no drift), 1 drift (``check`` only), 2 error.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import List, Optional, Sequence
+
+import click
+
+from . import __version__
+from .discover import DiscoveryError, load_catalog, select
+from .formatting import FormatError
+from .introspect import IntrospectionError, default_jobs
+from .names import UnsafeNameError, check_identifier
+from .pipeline import Outcome, plan_package
+from .plan import DRIFT_KINDS, STALE_SEED, Change, Selection, compare, read_manifest
+from .spec import SpecError, make_spec
+from .write import LockBusy, locked, write_plan
+
+EXIT_OK, EXIT_DRIFT, EXIT_ERROR = 0, 1, 2
+USER_ERRORS = (DiscoveryError, UnsafeNameError, SpecError, FormatError, LockBusy, IntrospectionError)
+
+
+def _fail(message: str) -> None:
+    click.secho(f"error: {message}", fg="red", err=True)
+    sys.exit(EXIT_ERROR)
+
+
+def _progress(done: int, total: int, name: str, reason: Optional[str]) -> None:
+    width = len(str(total))
+    status = "ok" if reason is None else f"excluded: {reason}"
+    click.echo(f"[{done:>{width}}/{total}] {name}: {status}", err=True)
+
+
+def _package_option(fn):
+    fn = click.option(
+        "--package",
+        default="generated",
+        show_default=True,
+        help="Name of the generated Python package (a directory under --output).",
+    )(fn)
+    fn = click.option(
+        "--output",
+        "-o",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=Path("."),
+        show_default=True,
+        help="Root directory: the package goes to OUTPUT/PACKAGE, YAML seeds to OUTPUT/configs.",
+    )(fn)
+    return fn
+
+
+def _jobs_option(fn):
+    fn = click.option(
+        "--timeout",
+        type=click.FloatRange(min=1),
+        default=300,
+        show_default=True,
+        help="Seconds one model may take to introspect before it is recorded as failed.",
+    )(fn)
+    fn = click.option(
+        "--fresh", is_flag=True, help="Introspect every model again, ignoring the specs cached in the manifest."
+    )(fn)
+    return click.option(
+        "--jobs",
+        "-j",
+        type=click.IntRange(min=1),
+        default=default_jobs,
+        show_default="CPU count",
+        help="Worker processes for introspection.",
+    )(fn)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="d2timm-gen")
+def main() -> None:
+    """Generate explicit detectron2 backbones (plain and FPN) from timm models.
+
+    \b
+    d2timm-gen list 'resnet*'              architectures timm lists
+    d2timm-gen generate --family convnext  generate (and register) a family
+    d2timm-gen check                       exit 1 if the package drifted
+    d2timm-gen show resnet50               every fact about one model
+    """
+
+
+@main.command("list")
+@click.argument("pattern", required=False, default="*")
+@click.option("--families", is_flag=True, help="List families (timm modules) with their model counts.")
+def list_command(pattern: str, families: bool) -> None:
+    """List timm architectures matching PATTERN (a glob; default all)."""
+    catalog = load_catalog()
+    try:
+        if families:
+            import fnmatch
+
+            rows = [(f, len(m)) for f, m in catalog.families.items() if fnmatch.fnmatchcase(f, pattern)]
+            if not rows:
+                raise DiscoveryError(f"pattern {pattern!r} matches no family")
+            for family, count in rows:
+                click.echo(f"{family}\t{count}")
+            return
+        for ref in select(catalog, patterns=[pattern]):
+            click.echo(f"{ref.name}\t{ref.family}")
+    except DiscoveryError as exc:
+        _fail(str(exc))
+    for name, reason in catalog.unsafe:
+        click.secho(f"warning: timm lists {name}, which cannot be generated: {reason}", fg="yellow", err=True)
+
+
+def _selection(patterns: Sequence[str], families: Sequence[str]) -> Selection:
+    return Selection(tuple(patterns), tuple(families))
+
+
+def _plan(output: Path, package: str, selection: Selection, **kwargs) -> Outcome:
+    check_identifier(package, "package name")
+    return plan_package(output, package, selection, progress=_progress, **kwargs)
+
+
+@main.command()
+@click.argument("patterns", nargs=-1)
+@click.option("--family", "-f", "families", multiple=True, help="A timm family (model module); repeatable.")
+@_package_option
+@_jobs_option
+@click.option("--replace", is_flag=True, help="Forget the selection recorded in the manifest; keep only this one.")
+@click.option("--lock-timeout", type=float, default=600, show_default=True, help="Seconds to wait for another run.")
+def generate(patterns, families, output, package, jobs, fresh, timeout, replace, lock_timeout) -> None:
+    """Generate backbones for PATTERNS (globs over model names) and --family names.
+
+    The selection adds to the one already recorded in OUTPUT/PACKAGE/MANIFEST.json.
+    Specs measured with the same timm are reused from the manifest. Edited YAML seeds
+    are never overwritten.
+    """
+    if not patterns and not families and read_manifest(output, package) is None:
+        raise click.UsageError("name at least one PATTERN or --family (no package to regenerate yet)")
+    try:
+        with locked(output, lock_timeout, on_wait=lambda p: click.echo(f"waiting for lock {p} ...", err=True)):
+            outcome = _plan(output, package, _selection(patterns, families), jobs=jobs, fresh=fresh, timeout=timeout, replace=replace)
+            changes = write_plan(outcome.plan, output, outcome.manifest)
+    except USER_ERRORS as exc:
+        _fail(str(exc))
+    for change in changes:
+        if change.kind == STALE_SEED:
+            click.secho(
+                f"{STALE_SEED} {change.path}: you edited it and its generated default changed; "
+                "kept yours (see `d2timm-gen check` for the new default)",
+                fg="yellow",
+                err=True,
+            )
+    written = [c for c in changes if c.kind != STALE_SEED]
+    click.echo(
+        f"{outcome.models} models generated, {outcome.excluded} excluded "
+        f"({outcome.introspected} introspected, {outcome.cached} from the manifest cache); "
+        f"{len(written)} files changed under {output} in {outcome.seconds:.1f}s"
+    )
+
+
+def _report(changes: List[Change], outcome: Outcome, as_json: bool, diffs: bool) -> None:
+    drift = [c for c in changes if c.kind in DRIFT_KINDS]
+    if as_json:
+        payload = {
+            "drift": bool(drift),
+            "versions": {
+                "generated_with": (outcome.manifest or {}).get("versions", {}),
+                "installed": outcome.plan.manifest["versions"],
+            },
+            "changes": [{"kind": c.kind, "path": c.path, "diff": c.diff() if diffs else None} for c in changes],
+        }
+        click.echo(json.dumps(payload, indent=1, sort_keys=True))
+        return
+    old = (outcome.manifest or {}).get("versions", {})
+    new = outcome.plan.manifest["versions"]
+    click.echo(f"generated with timm {old.get('timm', '?')}; installed timm {new['timm']}")
+    for change in changes:
+        click.echo(f"{change.kind} {change.path}")
+    if diffs:
+        for change in changes:
+            if change.kind != "ADDED" and change.path.endswith((".py", ".yaml", ".md")):
+                click.echo(change.diff(), nl=False)
+    click.echo(
+        f"{len(drift)} files drifted" + (f", {len(changes) - len(drift)} stale seeds" if len(changes) > len(drift) else "")
+        if changes
+        else "no drift: the package matches a fresh generation"
+    )
+
+
+@main.command()
+@click.argument("patterns", nargs=-1)
+@_package_option
+@_jobs_option
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--diff/--no-diff", default=True, show_default=True, help="Print unified diffs.")
+def check(patterns, output, package, jobs, fresh, timeout, fmt, diff) -> None:
+    """Compare the package with a fresh generation; never writes.
+
+    Exit 0: no drift. 1: drift (ADDED, REMOVED, CHANGED, HAND_EDITED lines and diffs).
+    2: error. With PATTERNS, only those models' files are compared.
+    """
+    try:
+        manifest = read_manifest(output, package)
+        if manifest is None:
+            raise SpecError(f"no generated package at {output / package} (no {package}/MANIFEST.json); run generate")
+        outcome = _plan(output, package, Selection(), jobs=jobs, fresh=fresh, timeout=timeout)
+        only = None
+        if patterns:
+            refs = select(load_catalog(), patterns)
+            only = [p for ref in refs if ref.name in outcome.plan.manifest["models"] for p in outcome.plan.model_paths(ref.name)]
+        changes = compare(outcome.plan, output, manifest, only=only)
+    except USER_ERRORS as exc:
+        _fail(str(exc))
+    _report(changes, outcome, fmt == "json", diff)
+    sys.exit(EXIT_DRIFT if any(c.kind in DRIFT_KINDS for c in changes) else EXIT_OK)
+
+
+@main.command()
+@click.argument("model")
+@_package_option
+@click.option("--json", "as_json", is_flag=True, help="Print the spec as JSON.")
+def show(model, output, package, as_json) -> None:
+    """Every fact about MODEL: from the package's manifest, or introspected now."""
+    try:
+        check_identifier(model)
+        manifest = read_manifest(output, package) or {}
+        if model in manifest.get("models", {}):
+            spec_dict, source = manifest["models"][model], f"{output / package}/MANIFEST.json"
+        elif model in manifest.get("excluded", {}):
+            _fail(f"{model} is excluded from {package}: {manifest['excluded'][model]['reason']}")
+        else:
+            refs = select(load_catalog(), [model])
+            from .introspect import introspect
+
+            spec_dict, source = make_spec(introspect(refs[0].name, refs[0].family)).to_dict(), "introspected now"
+    except USER_ERRORS as exc:
+        _fail(str(exc))
+    if as_json:
+        click.echo(json.dumps(spec_dict, indent=1, sort_keys=True))
+        return
+    facts = spec_dict["facts"]
+    click.echo(f"{model} (family {facts['family']}, timm {facts['timm_version']}; {source})")
+    click.echo(f"  builders: build_{model}_backbone, build_{model}_fpn_backbone")
+    click.echo(f"  timm wrapper {facts['feature_class']}, output {facts['layout']}")
+    fixed = "fixed" if facts["fixed_input_size"] else f"any multiple of {spec_dict['size_divisibility']}"
+    click.echo(f"  input {facts['input_size'][1]}x{facts['input_size'][2]} ({fixed})")
+    click.echo(f"  pixel mean {facts['pixel_mean']} std {facts['pixel_std']} (RGB, 0..1)")
+    click.echo(f"  {'feature':<10} {'timm module':<22} {'channels':>8} {'stride':>6}")
+    for f in spec_dict["features"]:
+        mark = "" if f["name"] in spec_dict["out_features"] else "  (not default)"
+        click.echo(f"  {f['name']:<10} {f['module']:<22} {f['channels']:>8} {f['stride']:>6}{mark}")
+    click.echo(f"  FPN over {', '.join(spec_dict['fpn_in_features'])}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

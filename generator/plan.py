@@ -1,0 +1,225 @@
+"""Plan: every owned file and every YAML seed, in memory, and how the disk differs.
+
+A :class:`Plan` is a pure function of the specs, the exclusions, the selection and the
+tool versions. ``generate`` writes it; ``check`` compares it with the disk through
+:func:`compare` and never writes.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+
+from .formatting import format_file
+from .names import check_identifier
+from .render import render_base_configs, render_package, render_seeds, render_support
+from .spec import FACTS_SCHEMA, ModelFacts, ModelSpec, SpecError, canonical_json
+
+__all__ = [
+    "Change",
+    "MANIFEST_NAME",
+    "Plan",
+    "Selection",
+    "build_plan",
+    "cached_facts",
+    "compare",
+    "read_manifest",
+    "sha256",
+]
+
+MANIFEST_NAME = "MANIFEST.json"
+MANIFEST_SCHEMA = 1
+SEED_DIR = "configs"
+
+#: Change kinds, in report order. The first four are drift (``check`` exits 1).
+ADDED, REMOVED, CHANGED, HAND_EDITED, STALE_SEED = "ADDED", "REMOVED", "CHANGED", "HAND_EDITED", "STALE_SEED"
+DRIFT_KINDS = (ADDED, REMOVED, CHANGED, HAND_EDITED)
+KIND_ORDER = (ADDED, REMOVED, CHANGED, HAND_EDITED, STALE_SEED)
+
+
+def sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class Selection:
+    """What a package was asked to hold: glob patterns over names and whole families."""
+
+    patterns: Tuple[str, ...] = ()
+    families: Tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "patterns", tuple(sorted(set(self.patterns))))
+        object.__setattr__(self, "families", tuple(sorted(set(self.families))))
+
+    def union(self, other: "Selection") -> "Selection":
+        return Selection(self.patterns + other.patterns, self.families + other.families)
+
+    def __bool__(self) -> bool:
+        return bool(self.patterns or self.families)
+
+    def to_dict(self) -> Dict[str, List[str]]:
+        return {"families": list(self.families), "patterns": list(self.patterns)}
+
+
+@dataclass(frozen=True)
+class Plan:
+    package: str
+    files: Mapping[str, str]  # owned files, path relative to the output root -> text
+    seeds: Mapping[str, str]  # YAML seeds, path relative to the output root -> default text
+    manifest: Mapping
+
+    def model_paths(self, model: str) -> Tuple[str, ...]:
+        """The files that belong to one model (its module and its seeds)."""
+        spec = self.manifest["models"][model]
+        family = spec["facts"]["family"]
+        return (
+            f"{self.package}/{family}/{model}.py",
+            f"{SEED_DIR}/{family}/{model}.yaml",
+            f"{SEED_DIR}/{family}/{model}_fpn.yaml",
+        )
+
+
+def build_plan(
+    package: str,
+    selection: Selection,
+    specs: Iterable[ModelSpec],
+    excluded: Mapping[str, Tuple[str, str]],
+    versions: Mapping[str, str],
+) -> Plan:
+    """Render, format and index every file (pure: no disk access)."""
+    check_identifier(package, "package name")
+    specs = sorted(specs, key=lambda s: s.name)
+    rendered = render_package(package, specs)
+    rendered["SUPPORT.md"] = render_support(specs, excluded)
+    files = {f"{package}/{path}": format_file(path, text) for path, text in sorted(rendered.items())}
+    seeds: Dict[str, str] = {}
+    for name, text in render_base_configs().items():
+        seeds[f"{SEED_DIR}/{name}"] = format_file(name, text)
+    for spec in specs:
+        for path, text in render_seeds(spec).items():
+            seeds[f"{SEED_DIR}/{path}"] = format_file(path, text)
+    manifest = {
+        "schema": MANIFEST_SCHEMA,
+        "package": package,
+        "versions": dict(sorted(versions.items())),
+        "selection": selection.to_dict(),
+        "files": {path: sha256(text) for path, text in sorted(files.items())},
+        "seeds": {path: sha256(text) for path, text in sorted(seeds.items())},
+        "models": {spec.name: spec.to_dict() for spec in specs},
+        "excluded": {name: {"family": family, "reason": reason} for name, (family, reason) in sorted(excluded.items())},
+    }
+    files[f"{package}/{MANIFEST_NAME}"] = canonical_json(manifest)
+    return Plan(package=package, files=files, seeds=dict(sorted(seeds.items())), manifest=manifest)
+
+
+def read_manifest(root: Path, package: str) -> Optional[dict]:
+    path = Path(root) / package / MANIFEST_NAME
+    if not path.is_file():
+        return None
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise SpecError(f"{path} is not valid JSON ({exc}); restore it from version control") from None
+    if manifest.get("schema") != MANIFEST_SCHEMA:
+        raise SpecError(f"{path} has manifest schema {manifest.get('schema')!r}; this d2timm-gen reads {MANIFEST_SCHEMA}")
+    return manifest
+
+
+def cached_facts(
+    manifest: Optional[Mapping], timm_version: str
+) -> Tuple[Dict[str, ModelFacts], Dict[str, Tuple[str, str]]]:
+    """Facts and exclusions a manifest holds, if they were measured with this timm and
+    this facts schema; otherwise nothing (everything is introspected again)."""
+    if not manifest:
+        return {}, {}
+    versions = manifest.get("versions", {})
+    if versions.get("timm") != timm_version or versions.get("facts_schema") != str(FACTS_SCHEMA):
+        return {}, {}
+    facts = {name: ModelFacts.from_dict(spec["facts"]) for name, spec in manifest.get("models", {}).items()}
+    excluded = {name: (e["family"], e["reason"]) for name, e in manifest.get("excluded", {}).items()}
+    return facts, excluded
+
+
+@dataclass(frozen=True)
+class Change:
+    kind: str
+    path: str
+    old: Optional[str] = field(default=None, repr=False)  # text on disk
+    new: Optional[str] = field(default=None, repr=False)  # text of a fresh generation
+
+    def diff(self) -> str:
+        old = (self.old or "").splitlines(keepends=True)
+        new = (self.new or "").splitlines(keepends=True)
+        return "".join(difflib.unified_diff(old, new, f"a/{self.path}", f"b/{self.path}"))
+
+
+def _read(path: Path) -> Optional[str]:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except UnicodeDecodeError:
+        return path.read_bytes().decode("utf-8", errors="replace")
+
+
+def _package_files_on_disk(root: Path, package: str) -> List[str]:
+    base = root / package
+    found = []
+    for dirpath, dirnames, filenames in os.walk(base):
+        dirnames[:] = sorted(d for d in dirnames if d != "__pycache__")
+        for name in filenames:
+            if name.endswith((".pyc", ".pyo")):
+                continue
+            found.append((Path(dirpath) / name).relative_to(root).as_posix())
+    return sorted(found)
+
+
+def compare(plan: Plan, root: Path, manifest: Optional[Mapping], only: Optional[Sequence[str]] = None) -> List[Change]:
+    """How the disk under ``root`` differs from ``plan``.
+
+    ADDED: planned, not on disk. REMOVED: generated before, no longer planned.
+    CHANGED: the generator's output changed (the disk still holds what it wrote last).
+    HAND_EDITED: a generated file differs from what the generator wrote, or a file in the
+    package that it never wrote. STALE_SEED: a YAML seed the user edited whose generated
+    default changed (reported, never overwritten). ``only`` limits the report to paths.
+    """
+    root = Path(root)
+    recorded: Mapping[str, str] = (manifest or {}).get("files", {})
+    recorded_seeds: Mapping[str, str] = (manifest or {}).get("seeds", {})
+    manifest_path = f"{plan.package}/{MANIFEST_NAME}"
+    changes: List[Change] = []
+    for path in sorted(set(plan.files) | set(recorded) | set(_package_files_on_disk(root, plan.package))):
+        new = plan.files.get(path)
+        old = _read(root / path)
+        if old == new:
+            continue
+        if old is None:
+            changes.append(Change(ADDED, path, None, new))
+        elif new is None:
+            kind = REMOVED if path in recorded and sha256(old) == recorded[path] else HAND_EDITED
+            changes.append(Change(kind, path, old, None))
+        elif path == manifest_path or recorded.get(path) == sha256(old):
+            changes.append(Change(CHANGED, path, old, new))
+        else:
+            changes.append(Change(HAND_EDITED, path, old, new))
+    for path, new in plan.seeds.items():
+        old = _read(root / path)
+        if old == new:
+            continue
+        if old is None:
+            changes.append(Change(ADDED, path, None, new))
+        elif recorded_seeds.get(path) == sha256(old):
+            changes.append(Change(CHANGED, path, old, new))  # untouched seed: safe to update
+        elif path in recorded_seeds and recorded_seeds[path] != sha256(new):
+            changes.append(Change(STALE_SEED, path, old, new))
+        # otherwise the user edited the seed and its default did not change: theirs.
+    if only is not None:
+        keep = set(only)
+        changes = [c for c in changes if c.path in keep]
+    return sorted(changes, key=lambda c: (KIND_ORDER.index(c.kind), c.path))

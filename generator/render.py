@@ -1,0 +1,173 @@
+"""Render: specs -> file texts, through the Jinja templates. Never imports torch or timm.
+
+The environment is strict (undefined variables raise) and keeps trailing newlines. Values
+reach the templates only through the ``py`` and ``yaml`` filters, which emit literals
+for validated names and numbers, never raw text.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from functools import lru_cache
+from pathlib import Path
+from typing import Dict, Iterable, Mapping, Sequence, Tuple
+
+import jinja2
+
+from .names import check_identifier, class_name
+from .spec import ModelSpec
+
+__all__ = [
+    "RUNTIME_MODULES",
+    "BASE_CONFIGS",
+    "render_model",
+    "render_package",
+    "render_seeds",
+    "render_support",
+    "template_dir",
+]
+
+RUNTIME_MODULES = ("__init__", "backbone", "config", "fpn", "registry", "weights")
+BASE_CONFIGS = {"fpn": "Base-RCNN-FPN-timm.yaml", "plain": "Base-RCNN-timm.yaml"}
+
+
+def template_dir() -> Path:
+    """The templates, installed as package data (``generator.templates``) or in a checkout."""
+    try:
+        from importlib.resources import files
+
+        return Path(str(files("generator.templates")))
+    except ModuleNotFoundError:  # running from a checkout that is not installed
+        return Path(__file__).resolve().parent.parent / "templates"
+
+
+_PLAIN_STR = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*\Z")
+_YAML_WORDS = {"y", "n", "yes", "no", "on", "off", "true", "false", "null", "none"}
+
+
+def py_literal(value) -> str:
+    """A Python literal for a validated value (str, int, float, bool, tuples of them)."""
+    if isinstance(value, bool) or value is None:
+        return repr(value)
+    if isinstance(value, (int, str)):
+        return repr(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"non-finite float {value!r} cannot be rendered")
+        return repr(value)
+    if isinstance(value, (tuple, list)):
+        inner = ", ".join(py_literal(v) for v in value)
+        return f"({inner},)" if len(value) == 1 else f"({inner})"
+    raise TypeError(f"cannot render {type(value).__name__} as a Python literal")
+
+
+def yaml_literal(value) -> str:
+    """A YAML flow literal; strings are quoted unless plainly safe."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return py_literal(value)
+    if isinstance(value, str):
+        if _PLAIN_STR.match(value) and value.lower() not in _YAML_WORDS:
+            return value
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, (tuple, list)):
+        return "[" + ", ".join(yaml_literal(v) for v in value) + "]"
+    raise TypeError(f"cannot render {type(value).__name__} as YAML")
+
+
+@lru_cache(maxsize=None)
+def environment(root: str) -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(root),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        autoescape=False,
+    )
+    env.filters["py"] = py_literal
+    env.filters["yaml"] = yaml_literal
+    env.filters["class_name"] = lambda spec: class_name(spec.name)
+    return env
+
+
+def _render(template: str, **context) -> str:
+    return environment(str(template_dir())).get_template(template).render(**context)
+
+
+def builder_names(model: str) -> Tuple[str, str]:
+    check_identifier(model)
+    return f"build_{model}_backbone", f"build_{model}_fpn_backbone"
+
+
+def render_model(spec: ModelSpec) -> str:
+    builder, fpn_builder = builder_names(spec.name)
+    return _render(
+        "package/model.py.j2",
+        spec=spec,
+        class_name=class_name(spec.name),
+        builder=builder,
+        fpn_builder=fpn_builder,
+    )
+
+
+def _scaled(values: Sequence[float]) -> Tuple[float, ...]:
+    return tuple(round(v * 255.0, 4) for v in values)
+
+
+def _fpn_heads(spec: ModelSpec) -> Dict[str, list]:
+    levels = [spec.feature(name).stride.bit_length() - 1 for name in spec.fpn_in_features]
+    levels.append(levels[-1] + 1)  # the max-pooled level on top
+    return dict(
+        rpn_features=[f"p{k}" for k in levels],
+        roi_features=[f"p{k}" for k in levels[:-1]],
+        anchor_sizes=[[8 * 2**k] for k in levels],
+    )
+
+
+def render_seeds(spec: ModelSpec) -> Dict[str, str]:
+    """The two user-owned YAML seeds of a model: ``<family>/<model>.yaml`` and ``_fpn.yaml``."""
+    builder, fpn_builder = builder_names(spec.name)
+    common = dict(
+        spec=spec,
+        out_features=[spec.feature(name) for name in spec.out_features],
+        pixel_mean=_scaled(spec.facts.pixel_mean),
+        pixel_std=_scaled(spec.facts.pixel_std),
+        head_feature=spec.out_features[-1],
+    )
+    plain = _render("configs/model.yaml.j2", fpn=False, builder=builder, base=BASE_CONFIGS["plain"], **common)
+    fpn = _render(
+        "configs/model.yaml.j2", fpn=True, builder=fpn_builder, base=BASE_CONFIGS["fpn"], **common, **_fpn_heads(spec)
+    )
+    return {f"{spec.family}/{spec.name}.yaml": plain, f"{spec.family}/{spec.name}_fpn.yaml": fpn}
+
+
+def render_base_configs() -> Dict[str, str]:
+    return {name: _render(f"configs/{name}.j2") for name in sorted(BASE_CONFIGS.values())}
+
+
+def render_package(package: str, specs: Iterable[ModelSpec]) -> Dict[str, str]:
+    """Every file of the generated package except the manifest, by path inside it."""
+    check_identifier(package, "package name")
+    specs = sorted(specs, key=lambda s: s.name)
+    files = {"__init__.py": _render("package/__init__.py.j2", package=package, models=specs)}
+    for module in RUNTIME_MODULES:
+        files[f"runtime/{module}.py"] = _render(f"package/runtime/{module}.py.j2")
+    families: Dict[str, list] = {}
+    for spec in specs:
+        families.setdefault(spec.family, []).append(spec)
+        files[f"{spec.family}/{spec.name}.py"] = render_model(spec)
+    for family, members in sorted(families.items()):
+        files[f"{family}/__init__.py"] = _render("package/family.py.j2", family=family, models=members)
+    return files
+
+
+def render_support(specs: Iterable[ModelSpec], excluded: Mapping[str, Tuple[str, str]]) -> str:
+    """``SUPPORT.md``: one row per architecture, generated or not."""
+    return _render(
+        "package/SUPPORT.md.j2",
+        specs=sorted(specs, key=lambda s: s.name),
+        excluded=sorted(excluded.items()),
+    )

@@ -1,0 +1,239 @@
+"""The spec: every fact about one model, frozen, with a canonical serialisation.
+
+:class:`ModelFacts` is what introspection measured (feature modules, channels, strides,
+layout, input rules, pixel statistics). :class:`ModelSpec` adds the decisions the
+generator takes from those facts (feature names, default outputs, FPN levels, size
+divisibility) through :func:`make_spec`, a pure function: golden tests feed it
+hand-written facts, and a policy change here never needs a re-introspection.
+
+Nothing here imports torch or timm.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+from dataclasses import dataclass
+from typing import Any, Dict, Mapping, Optional, Tuple
+
+from .names import check_family, check_identifier, check_module_path
+
+__all__ = [
+    "FACTS_SCHEMA",
+    "FeatureFacts",
+    "FeatureSpec",
+    "ModelFacts",
+    "ModelSpec",
+    "SpecError",
+    "canonical_json",
+    "make_spec",
+]
+
+#: Bumped whenever introspection records something new or measures differently: cached
+#: facts from an older schema are re-introspected.
+FACTS_SCHEMA = 1
+
+LAYOUTS = ("NCHW", "NHWC")
+
+#: Raw features finer than this stride are declared (users can opt in) but are not
+#: default outputs: detectron2's own backbones start at res2 (stride 4).
+MIN_DEFAULT_STRIDE = 4
+
+
+class SpecError(ValueError):
+    """Facts that cannot describe a usable backbone."""
+
+
+def canonical_json(value: Any) -> str:
+    """The one serialisation used for hashing and for the manifest."""
+    return json.dumps(value, sort_keys=True, indent=1, ensure_ascii=True, allow_nan=False) + "\n"
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class FeatureFacts:
+    """One feature level as timm declares it and the probe forward measured it."""
+
+    index: int  # position in timm's feature_info: the ``out_indices`` entry
+    module: str  # timm's module name for the level (``layer1``, ``stages.0``)
+    path: str  # where that module sits inside the features_only model
+    channels: int
+    reduction: int  # timm's nominal reduction
+    stride: int  # measured by the probe forward
+
+    def __post_init__(self) -> None:
+        check_module_path(self.module)
+        check_module_path(self.path)
+        for field in ("index", "channels", "reduction", "stride"):
+            value = getattr(self, field)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise SpecError(f"feature {self.module!r}: {field} must be an int >= 0, got {value!r}")
+        if self.channels < 1 or self.stride < 1:
+            raise SpecError(f"feature {self.module!r}: channels and stride must be positive")
+
+
+@dataclass(frozen=True)
+class ModelFacts:
+    """Everything introspection learned about one timm architecture."""
+
+    name: str
+    family: str
+    timm_version: str
+    feature_class: str  # timm's features_only wrapper: FeatureListNet, FeatureGetterNet, ...
+    layout: str  # NCHW or NHWC, as the features_only model returns its maps
+    features: Tuple[FeatureFacts, ...]
+    input_size: Tuple[int, int, int]  # pretrained_cfg["input_size"]: (C, H, W)
+    fixed_input_size: bool
+    pixel_mean: Tuple[float, float, float]  # 0..1 scale, RGB
+    pixel_std: Tuple[float, float, float]
+    probe_size: Tuple[int, int]  # (H, W) of the probe forward that measured the strides
+
+    def __post_init__(self) -> None:
+        check_identifier(self.name)
+        check_family(self.family)
+        check_identifier(self.feature_class.lower(), "feature class")
+        if self.layout not in LAYOUTS:
+            raise SpecError(f"{self.name}: layout {self.layout!r} is not one of {LAYOUTS}")
+        if not self.features:
+            raise SpecError(f"{self.name}: no feature levels")
+        if len(self.input_size) != 3 or len(self.pixel_mean) != 3 or len(self.pixel_std) != 3:
+            raise SpecError(f"{self.name}: input_size, pixel_mean and pixel_std need 3 values")
+        if any(not math.isfinite(v) for v in self.pixel_mean + self.pixel_std) or min(self.pixel_std) <= 0:
+            raise SpecError(f"{self.name}: pixel statistics must be finite, std positive")
+
+    def to_dict(self) -> Dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "ModelFacts":
+        fields = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - fields)
+        missing = sorted(fields - set(data))
+        if unknown or missing:
+            raise SpecError(f"facts for {data.get('name')!r}: unknown keys {unknown}, missing keys {missing}")
+        return cls(
+            name=data["name"],
+            family=data["family"],
+            timm_version=data["timm_version"],
+            feature_class=data["feature_class"],
+            layout=data["layout"],
+            features=tuple(FeatureFacts(**f) for f in data["features"]),
+            input_size=tuple(int(v) for v in data["input_size"]),
+            fixed_input_size=bool(data["fixed_input_size"]),
+            pixel_mean=tuple(float(v) for v in data["pixel_mean"]),
+            pixel_std=tuple(float(v) for v in data["pixel_std"]),
+            probe_size=tuple(int(v) for v in data["probe_size"]),
+        )
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """A feature level as the generated backbone exposes it."""
+
+    name: str  # output name: ``res<log2 stride>`` or ``stage<index>``
+    module: str
+    path: str
+    index: int
+    channels: int
+    stride: int
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Facts plus the generator's decisions: what the templates render."""
+
+    facts: ModelFacts
+    features: Tuple[FeatureSpec, ...]
+    out_features: Tuple[str, ...]  # default outputs of the plain backbone
+    fpn_in_features: Tuple[str, ...]  # the levels the FPN variant reads
+    size_divisibility: int
+    naming: str  # how features are named, for the YAML comment
+
+    @property
+    def name(self) -> str:
+        return self.facts.name
+
+    @property
+    def family(self) -> str:
+        return self.facts.family
+
+    def feature(self, name: str) -> FeatureSpec:
+        for feature in self.features:
+            if feature.name == name:
+                return feature
+        raise KeyError(name)
+
+    def to_dict(self) -> Dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def canonical(self) -> str:
+        return canonical_json(self.to_dict())
+
+    def digest(self) -> str:
+        return _sha256(self.canonical())
+
+
+def _is_power_of_two(value: int) -> bool:
+    return value > 0 and value & (value - 1) == 0
+
+
+def _feature_names(features: Tuple[FeatureFacts, ...]) -> Tuple[Tuple[str, ...], str]:
+    strides = [f.stride for f in features]
+    if all(_is_power_of_two(s) for s in strides) and len(set(strides)) == len(strides):
+        names = tuple(f"res{s.bit_length() - 1}" for s in strides)
+        return names, "res<k> is the level at stride 2**k, as in detectron2's ResNet"
+    names = tuple(f"stage{f.index}" for f in features)
+    return names, "stage<i> is timm's feature level i (strides are not distinct powers of two)"
+
+
+def _fpn_levels(names: Tuple[str, ...], strides: Tuple[int, ...]) -> Tuple[str, ...]:
+    """The longest chain ending at the coarsest level whose strides are powers of two,
+    each twice the previous: what detectron2's FPN accepts."""
+    chain = []
+    for name, stride in reversed(list(zip(names, strides))):
+        if not _is_power_of_two(stride):
+            if chain:
+                break
+            continue
+        if chain and stride * 2 != chain[-1][1]:
+            break
+        chain.append((name, stride))
+    return tuple(name for name, _ in reversed(chain))
+
+
+def make_spec(facts: ModelFacts, out_features: Optional[Tuple[str, ...]] = None) -> ModelSpec:
+    """Derive the generated backbone's layout from measured facts (pure)."""
+    ordered = tuple(sorted(facts.features, key=lambda f: f.index))
+    if [f.stride for f in ordered] != sorted(f.stride for f in ordered):
+        raise SpecError(f"{facts.name}: feature strides decrease: {[f.stride for f in ordered]}")
+    names, naming = _feature_names(ordered)
+    features = tuple(
+        FeatureSpec(name=n, module=f.module, path=f.path, index=f.index, channels=f.channels, stride=f.stride)
+        for n, f in zip(names, ordered)
+    )
+    if out_features is None:
+        coarse = tuple(f.name for f in features if f.stride >= MIN_DEFAULT_STRIDE)
+        out_features = coarse or (features[-1].name,)
+    strides = tuple(f.stride for f in features if f.name in out_features)
+    fpn = _fpn_levels(tuple(out_features), strides)
+    if not fpn:
+        raise SpecError(
+            f"{facts.name}: no feature level has a power-of-two stride for FPN "
+            f"(strides {[f.stride for f in features]})"
+        )
+    divisibility = 1
+    for stride in strides:
+        divisibility = divisibility * stride // math.gcd(divisibility, stride)
+    return ModelSpec(
+        facts=facts,
+        features=features,
+        out_features=tuple(out_features),
+        fpn_in_features=fpn,
+        size_divisibility=divisibility,
+        naming=naming,
+    )
