@@ -25,6 +25,11 @@ def _load_script():
 inst = _load_script()
 
 
+@pytest.fixture(autouse=True)
+def _never_touch_the_real_marker(tmp_path, monkeypatch):
+    monkeypatch.setattr(inst, "marker_path", lambda: tmp_path / "env-marker.json")
+
+
 # ------------------------------------------------------------------ stand-in _C
 
 
@@ -312,7 +317,9 @@ def test_up_to_date_decisions():
     assert inst.up_to_date(git, {"source": "pb1-detectron2==0.6"}, stand_in) is None
     # No source named: a working compiled detectron2 is kept, a stand-in is refreshed.
     assert inst.up_to_date(inst.FALLBACK_SOURCE, {"source": "https://x/d2.git"}, compiled)
-    assert inst.up_to_date(inst.FALLBACK_SOURCE, {"source": "pb1-detectron2==0.6"}, stand_in) is None
+    assert (
+        inst.up_to_date(inst.FALLBACK_SOURCE, {"source": "pb1-detectron2==0.6"}, stand_in) is None
+    )
 
 
 def test_summary_lines():
@@ -331,3 +338,40 @@ def test_help_runs():
     with pytest.raises(SystemExit) as info:
         inst.parse_args(["--help"])
     assert info.value.code == 0
+
+
+def _file_index(tmp_path: Path, payload: bytes) -> str:
+    page_dir = tmp_path / "index" / "pb1-detectron2"
+    page_dir.mkdir(parents=True)
+    (page_dir / inst.FALLBACK_FILENAME).write_bytes(payload)
+    (page_dir / "index.html").write_text(
+        f'<a href="{inst.FALLBACK_FILENAME}#sha256=00">{inst.FALLBACK_FILENAME}</a>',
+        encoding="utf-8",
+    )
+    return (tmp_path / "index").as_uri()
+
+
+def test_file_index_is_read_like_pip_does(tmp_path, monkeypatch):
+    payload = b"sdist from a local mirror"
+    monkeypatch.setenv("PIP_INDEX_URL", _file_index(tmp_path, payload))
+    monkeypatch.setattr(inst, "FALLBACK_SHA256", hashlib.sha256(payload).hexdigest())
+    cache = tmp_path / "cache"
+    assert inst.cached_fallback_sdist(cache).read_bytes() == payload
+
+
+def test_main_checksum_mismatch_exits_2_and_installs_nothing(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("PIP_INDEX_URL", _file_index(tmp_path, b"tampered sdist"))
+    monkeypatch.delenv(inst.SOURCE_ENV_VAR, raising=False)
+    monkeypatch.setattr(inst, "check_torch", lambda: None)
+    monkeypatch.setattr(inst, "pip", lambda *a, **k: pytest.fail("pip must not run"))
+    marker = tmp_path / "marker.json"
+    marker.write_text('{"source": "earlier install"}', encoding="utf-8")
+    monkeypatch.setattr(inst, "marker_path", lambda: marker)
+    cache = tmp_path / "cache"
+    assert inst.main(["--force", "--cache-dir", str(cache)]) == 2
+    err = capsys.readouterr().err
+    assert inst.FALLBACK_FILENAME in err
+    assert f"expected {inst.FALLBACK_SHA256}" in err
+    assert f"got {hashlib.sha256(b'tampered sdist').hexdigest()}" in err
+    assert list(cache.iterdir()) == []
+    assert marker.is_file()  # the environment's record is untouched too

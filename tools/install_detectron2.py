@@ -15,7 +15,8 @@ detectron2 is not on PyPI. Two ways to get it:
 
 torch and torchvision must already be installed. A marker file in the environment
 records what was installed; a second run with the same request only checks that
-detectron2 still imports. ``--force`` reinstalls.
+detectron2 still imports. With no source named, a detectron2 that already has its
+compiled operators is kept. ``--force`` reinstalls.
 
 Exit status: 0 on success, 1 when pip fails, 2 for a bad source, a network
 failure or a checksum mismatch (nothing is installed in those cases).
@@ -110,7 +111,7 @@ def __getattr__(name):
     )
 ''')
 
-SETUP_TEMPLATE = string.Template('''\
+SETUP_TEMPLATE = string.Template("""\
 # Written by d2timm's tools/install_detectron2.py: detectron2 $version, Python only.
 from setuptools import find_packages, setup
 
@@ -127,7 +128,7 @@ setup(
     },
     python_requires=">=3.7",
 )
-''')
+""")
 
 # Run in a fresh interpreter: reports what `import detectron2` finds.
 PROBE_CODE = """\
@@ -159,9 +160,7 @@ class InstallError(Exception):
 
 class ChecksumError(InstallError):
     def __init__(self, where: str, expected: str, actual: str):
-        super().__init__(
-            f"sha256 mismatch for {where}: expected {expected}, got {actual}"
-        )
+        super().__init__(f"sha256 mismatch for {where}: expected {expected}, got {actual}")
         self.expected = expected
         self.actual = actual
 
@@ -254,8 +253,16 @@ def open_url(url: str):
         raise InstallError(f"cannot fetch {url}: {exc}") from exc
 
 
+def local_index_page(url: str) -> str:
+    """A file:// index (as pip accepts) keeps each project page in <dir>/index.html."""
+    parts = urlsplit(url)
+    if parts.scheme == "file" and Path(unquote(parts.path)).is_dir():
+        return urljoin(url if url.endswith("/") else url + "/", "index.html")
+    return url
+
+
 def fetch_text(url: str) -> str:
-    with open_url(url) as response:
+    with open_url(local_index_page(url)) as response:
         try:
             body = response.read()
         except OSError as exc:
@@ -291,7 +298,7 @@ def download(url: str, destination: Path, expected_sha256: str) -> None:
                 shutil.copyfileobj(response, out, CHUNK_BYTES)
             except OSError as exc:
                 raise InstallError(f"cannot fetch {url}: {exc}") from exc
-        verify_sha256(partial, expected_sha256, where=f"{url} (downloaded to {destination})")
+        verify_sha256(partial, expected_sha256, where=f"{url} (not saved to {destination})")
         os.replace(partial, destination)
     finally:
         partial.unlink(missing_ok=True)
@@ -391,11 +398,16 @@ def install_fallback(cache_dir: Path, verbose: bool) -> None:
         project_dir.mkdir()
         version = build_python_only_project(sdist_root, project_dir)
         log(f"installing detectron2 {version} requirements from {FALLBACK_REQUIREMENTS}")
+        forget_marker()
         pip("install", "-r", str(FALLBACK_REQUIREMENTS), verbose=verbose)
         log(f"installing detectron2 {version} (Python sources, stand-in detectron2._C)")
         pip(
-            "install", "--no-deps", "--no-build-isolation", "--force-reinstall",
-            str(project_dir), verbose=verbose,
+            "install",
+            "--no-deps",
+            "--no-build-isolation",
+            "--force-reinstall",
+            str(project_dir),
+            verbose=verbose,
         )
 
 
@@ -408,12 +420,18 @@ def install_from_source(source: Source, verbose: bool) -> None:
     with tempfile.TemporaryDirectory(prefix="d2timm-detectron2-") as scratch:
         log(f"building detectron2 from {source.label} (compiles its C++ operators)")
         pip(
-            "wheel", "--no-deps", "--no-build-isolation", "--wheel-dir", scratch,
-            source.spec, verbose=verbose,
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "--wheel-dir",
+            scratch,
+            source.spec,
+            verbose=verbose,
         )
         wheels = sorted(Path(scratch).glob("detectron2-*.whl"))
         if len(wheels) != 1:
             raise InstallError(f"building {source.label} gave no single detectron2 wheel")
+        forget_marker()
         pip("install", "--no-build-isolation", str(wheels[0]), verbose=verbose)
         pip("install", "--no-deps", "--force-reinstall", str(wheels[0]), verbose=verbose)
 
@@ -423,6 +441,11 @@ def install_from_source(source: Source, verbose: bool) -> None:
 
 def marker_path() -> Path:
     return Path(sys.prefix) / MARKER_NAME
+
+
+def forget_marker() -> None:
+    """Called just before pip changes the environment: an interrupted install is redone."""
+    marker_path().unlink(missing_ok=True)
 
 
 def file_sha256(path: Path) -> str:
@@ -461,7 +484,9 @@ def probe_detectron2() -> dict | None:
     with tempfile.TemporaryDirectory() as neutral_cwd:  # keep ./detectron2 off sys.path
         completed = subprocess.run(
             [sys.executable, "-c", PROBE_CODE],
-            cwd=neutral_cwd, capture_output=True, text=True,
+            cwd=neutral_cwd,
+            capture_output=True,
+            text=True,
         )
     if completed.returncode != 0:
         return None
@@ -476,7 +501,9 @@ def import_error(modules: str) -> str | None:
     with tempfile.TemporaryDirectory() as neutral_cwd:
         completed = subprocess.run(
             [sys.executable, "-c", f"import {modules}"],
-            cwd=neutral_cwd, capture_output=True, text=True,
+            cwd=neutral_cwd,
+            capture_output=True,
+            text=True,
         )
     if completed.returncode == 0:
         return None
@@ -489,10 +516,7 @@ def summary_line(info: dict, label: str) -> str:
     if info["ops"] == "compiled":
         return f"{head} (compiled ops available)"
     if info["ops"] == "stand-in":
-        return (
-            f"{head} (Python sources; compiled ops unavailable: "
-            "detectron2._C is a stand-in)"
-        )
+        return f"{head} (Python sources; compiled ops unavailable: " "detectron2._C is a stand-in)"
     return f"{head} (compiled ops unavailable: importing detectron2._C failed: {info['error']})"
 
 
@@ -508,7 +532,9 @@ def installed_label(marker: dict | None, info: dict) -> str:
 def check_torch() -> None:
     error = import_error("torch, torchvision")
     if error:
-        raise InstallError(f"torch and torchvision must be installed in {sys.prefix} first ({error})")
+        raise InstallError(
+            f"torch and torchvision must be installed in {sys.prefix} first ({error})"
+        )
 
 
 def up_to_date(source: Source, marker: dict | None, info: dict | None) -> str | None:
@@ -537,9 +563,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             f"of a detectron2 checkout; default: ${SOURCE_ENV_VAR}, else the fallback"
         ),
     )
-    parser.add_argument("--force", action="store_true", help="reinstall even if up to date")
     parser.add_argument(
-        "--cache-dir", type=Path, default=None,
+        "--force",
+        action="store_true",
+        help="reinstall even if up to date (with no source named: replace any detectron2 "
+        "with the Python-only fallback)",
+    )
+    parser.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=None,
         help="where the fallback sdist is cached (default: ~/.cache/d2timm)",
     )
     parser.add_argument("--verbose", action="store_true", help="show pip's full output")
@@ -570,8 +603,9 @@ def run(args: argparse.Namespace) -> int:
     if info is None:
         error = import_error("torch, detectron2")
         raise InstallError(f"detectron2 was installed but does not import: {error}", 1)
-    write_marker(marker_path(), {**request_record(source), "version": info["version"],
-                                 "ops": info["ops"]})
+    write_marker(
+        marker_path(), {**request_record(source), "version": info["version"], "ops": info["ops"]}
+    )
     log(f"done in {time.monotonic() - started:.0f} s")
     print(summary_line(info, source.label), flush=True)
     return 0
