@@ -110,11 +110,7 @@ def list_command(pattern: str, families: bool) -> None:
     except DiscoveryError as exc:
         _fail(str(exc))
     for name, reason in catalog.unsafe:
-        click.secho(f"warning: timm lists {name}, which cannot be generated: {reason}", fg="yellow", err=True)
-
-
-def _selection(patterns: Sequence[str], families: Sequence[str]) -> Selection:
-    return Selection(tuple(patterns), tuple(families))
+        click.secho(f"warning: timm lists {name!r}, which cannot be generated: {reason}", fg="yellow", err=True)
 
 
 def _plan(output: Path, package: str, selection: Selection, **kwargs) -> Outcome:
@@ -127,9 +123,15 @@ def _plan(output: Path, package: str, selection: Selection, **kwargs) -> Outcome
 @click.option("--family", "-f", "families", multiple=True, help="A timm family (model module); repeatable.")
 @_package_option
 @_jobs_option
+@click.option(
+    "--import",
+    "imports",
+    multiple=True,
+    help="A module to import first (in every worker too) that registers custom models with timm; repeatable.",
+)
 @click.option("--replace", is_flag=True, help="Forget the selection recorded in the manifest; keep only this one.")
 @click.option("--lock-timeout", type=float, default=600, show_default=True, help="Seconds to wait for another run.")
-def generate(patterns, families, output, package, jobs, fresh, timeout, replace, lock_timeout) -> None:
+def generate(patterns, families, output, package, jobs, fresh, timeout, imports, replace, lock_timeout) -> None:
     """Generate backbones for PATTERNS (globs over model names) and --family names.
 
     The selection adds to the one already recorded in OUTPUT/PACKAGE/MANIFEST.json.
@@ -140,7 +142,8 @@ def generate(patterns, families, output, package, jobs, fresh, timeout, replace,
         raise click.UsageError("name at least one PATTERN or --family (no package to regenerate yet)")
     try:
         with locked(output, lock_timeout, on_wait=lambda p: click.echo(f"waiting for lock {p} ...", err=True)):
-            outcome = _plan(output, package, _selection(patterns, families), jobs=jobs, fresh=fresh, timeout=timeout, replace=replace)
+            selection = Selection(tuple(patterns), tuple(families), tuple(imports))
+            outcome = _plan(output, package, selection, jobs=jobs, fresh=fresh, timeout=timeout, replace=replace)
             changes = write_plan(outcome.plan, output, outcome.manifest)
     except USER_ERRORS as exc:
         _fail(str(exc))

@@ -33,7 +33,7 @@ class Catalog:
     not safe to generate (kept so that they are reported, not silently dropped)."""
 
     models: Tuple[ModelRef, ...]
-    unsafe: Tuple[Tuple[str, str], ...]  # (repr of the name, reason)
+    unsafe: Tuple[Tuple[str, str], ...]  # (name as timm lists it, why it is rejected)
 
     @property
     def families(self) -> Dict[str, Tuple[str, ...]]:
@@ -54,7 +54,7 @@ def load_catalog() -> Catalog:
             try:
                 models.append(ModelRef(check_identifier(name), check_family(module)))
             except UnsafeNameError as exc:
-                unsafe.append((repr(name), str(exc)))
+                unsafe.append((str(name), str(exc)))
     return catalog_from(models, unsafe)
 
 
@@ -84,6 +84,9 @@ def select(catalog: Catalog, patterns: Sequence[str] = (), families: Sequence[st
             )
         chosen.update(ref for ref in catalog.models if ref.family == family)
     for pattern in patterns:
+        rejected = [reason for name, reason in catalog.unsafe if fnmatch.fnmatchcase(name, pattern)]
+        if rejected:
+            raise DiscoveryError(f"pattern {pattern!r} matches names that cannot be generated: {'; '.join(rejected)}")
         matched = [ref for ref in catalog.models if fnmatch.fnmatchcase(ref.name, pattern)]
         if not matched:
             raise DiscoveryError(

@@ -177,7 +177,18 @@ def introspect(name: str, family: str) -> ModelFacts:
     )
 
 
-def _worker_init() -> None:
+def import_plugins(modules: Sequence[str]) -> None:
+    """Import modules that register custom architectures with timm (``--import``)."""
+    import importlib
+
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise IntrospectionError(f"cannot import {module!r} (given with --import): {exc}") from None
+
+
+def _worker_init(imports: Tuple[str, ...]) -> None:
     import warnings
 
     import torch
@@ -185,6 +196,8 @@ def _worker_init() -> None:
     torch.set_num_threads(1)
     warnings.filterwarnings("ignore")
     import timm  # noqa: F401  (imported once per worker, not once per model)
+
+    import_plugins(imports)
 
 
 def _introspect_task(name: str, family: str) -> Union[dict, str]:
@@ -205,11 +218,13 @@ def introspect_all(
     jobs: int = 1,
     timeout: float = DEFAULT_TIMEOUT,
     progress: Optional[Progress] = None,
+    imports: Sequence[str] = (),
 ) -> Tuple[Dict[str, ModelFacts], Dict[str, str]]:
     """Introspect ``refs`` in ``jobs`` worker processes.
 
     Returns (facts by name, failure reason by name). ``progress(done, total, name,
-    reason_or_None)`` is called as each model finishes, in completion order.
+    reason_or_None)`` is called as each model finishes, in completion order. ``imports``
+    are imported in every worker first (custom timm models).
     """
     from pebble import ProcessExpired, ProcessPool
 
@@ -220,7 +235,10 @@ def introspect_all(
         return facts, failures
     context = multiprocessing.get_context("spawn")
     workers = max(1, min(jobs, len(refs)))
-    with ProcessPool(max_workers=workers, max_tasks=200, initializer=_worker_init, context=context) as pool:
+    pool = ProcessPool(
+        max_workers=workers, max_tasks=200, initializer=_worker_init, initargs=(tuple(imports),), context=context
+    )
+    with pool:
         futures = [(ref, pool.schedule(_introspect_task, args=(ref.name, ref.family), timeout=timeout)) for ref in refs]
         pending = dict(enumerate(futures))
         done = 0

@@ -9,7 +9,7 @@ from typing import Callable, Dict, Mapping, Optional, Tuple
 
 from . import __version__
 from .discover import Catalog, ModelRef, load_catalog, select
-from .introspect import Progress, introspect_all
+from .introspect import Progress, import_plugins, introspect_all
 from .plan import Plan, Selection, build_plan, cached_facts, read_manifest
 from .spec import FACTS_SCHEMA, ModelFacts, SpecError, make_spec
 
@@ -61,18 +61,18 @@ def plan_package(
     start = time.perf_counter()
     manifest = read_manifest(root, package)
     if manifest and not replace:
-        recorded = manifest.get("selection", {})
-        selection = selection.union(Selection(tuple(recorded.get("patterns", ())), tuple(recorded.get("families", ()))))
+        selection = selection.union(Selection.from_dict(manifest.get("selection", {})))
     if not selection:
         raise SpecError(
             f"nothing selected and no manifest at {Path(root) / package}: name patterns or --family"
         )
+    import_plugins(selection.imports)
     catalog = catalog or load_catalog()
     refs = select(catalog, selection.patterns, selection.families)
     versions = tool_versions()
     cached, cached_excluded = ({}, {}) if fresh else cached_facts(manifest, versions["timm"])
     todo = [ref for ref in refs if ref.name not in cached and ref.name not in cached_excluded]
-    facts, failures = introspect_all(todo, jobs=jobs, timeout=timeout, progress=progress)
+    facts, failures = introspect_all(todo, jobs=jobs, timeout=timeout, progress=progress, imports=selection.imports)
     specs = []
     excluded: Dict[str, Tuple[str, str]] = {}
     for ref in refs:

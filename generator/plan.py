@@ -52,19 +52,26 @@ class Selection:
 
     patterns: Tuple[str, ...] = ()
     families: Tuple[str, ...] = ()
+    imports: Tuple[str, ...] = ()  # modules that register custom models with timm
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "patterns", tuple(sorted(set(self.patterns))))
-        object.__setattr__(self, "families", tuple(sorted(set(self.families))))
+        for name in ("patterns", "families", "imports"):
+            object.__setattr__(self, name, tuple(sorted(set(getattr(self, name)))))
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Sequence[str]]) -> "Selection":
+        return cls(*(tuple(data.get(key, ())) for key in ("patterns", "families", "imports")))
 
     def union(self, other: "Selection") -> "Selection":
-        return Selection(self.patterns + other.patterns, self.families + other.families)
+        return Selection(
+            self.patterns + other.patterns, self.families + other.families, self.imports + other.imports
+        )
 
     def __bool__(self) -> bool:
         return bool(self.patterns or self.families)
 
     def to_dict(self) -> Dict[str, List[str]]:
-        return {"families": list(self.families), "patterns": list(self.patterns)}
+        return {"families": list(self.families), "imports": list(self.imports), "patterns": list(self.patterns)}
 
 
 @dataclass(frozen=True)
