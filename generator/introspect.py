@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import multiprocessing
 import os
-from concurrent.futures import FIRST_COMPLETED, wait
+from concurrent.futures import as_completed
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from typing import Callable, Dict, Iterable, Optional, Sequence, Tuple, Union
@@ -213,6 +213,20 @@ def _introspect_task(name: str, family: str) -> Union[dict, str]:
 Progress = Callable[[int, int, str, Optional[str]], None]
 
 
+def _outcome(future, timeout: float) -> Union[dict, str]:
+    """A finished worker task's facts dict, or the reason it failed."""
+    from pebble import ProcessExpired
+
+    try:
+        return future.result()
+    except FutureTimeout:
+        return f"introspection timed out after {timeout:g}s"
+    except ProcessExpired as exc:
+        return f"worker process died (exit code {exc.exitcode})"
+    except Exception as exc:
+        return f"introspection failed: {_first_line(exc)}"
+
+
 def introspect_all(
     refs: Iterable[ModelRef],
     jobs: int = 1,
@@ -226,7 +240,7 @@ def introspect_all(
     reason_or_None)`` is called as each model finishes, in completion order. ``imports``
     are imported in every worker first (custom timm models).
     """
-    from pebble import ProcessExpired, ProcessPool
+    from pebble import ProcessPool
 
     refs = sorted(refs)
     facts: Dict[str, ModelFacts] = {}
@@ -238,32 +252,25 @@ def introspect_all(
     pool = ProcessPool(
         max_workers=workers, max_tasks=200, initializer=_worker_init, initargs=(tuple(imports),), context=context
     )
-    with pool:
-        futures = [(ref, pool.schedule(_introspect_task, args=(ref.name, ref.family), timeout=timeout)) for ref in refs]
-        pending = dict(enumerate(futures))
-        done = 0
-
-        while pending:
-            finished, _ = wait([f for _, f in pending.values()], return_when=FIRST_COMPLETED)
-            for key in [k for k, (_, f) in pending.items() if f in finished]:
-                ref, future = pending.pop(key)
-                try:
-                    result = future.result()
-                except FutureTimeout:
-                    result = f"introspection timed out after {timeout:g}s"
-                except ProcessExpired as exc:
-                    result = f"worker process died (exit code {exc.exitcode})"
-                except Exception as exc:
-                    result = f"introspection failed: {_first_line(exc)}"
-                if isinstance(result, dict):
-                    facts[ref.name] = ModelFacts.from_dict(result)
-                    reason = None
-                else:
-                    failures[ref.name] = result
-                    reason = result
-                done += 1
-                if progress is not None:
-                    progress(done, len(refs), ref.name, reason)
+    try:
+        futures = {
+            pool.schedule(_introspect_task, args=(ref.name, ref.family), timeout=timeout): ref for ref in refs
+        }
+        for done, future in enumerate(as_completed(futures), 1):
+            ref = futures[future]
+            result = _outcome(future, timeout)
+            if isinstance(result, dict):
+                facts[ref.name] = ModelFacts.from_dict(result)
+            else:
+                failures[ref.name] = result
+            if progress is not None:
+                progress(done, len(refs), ref.name, failures.get(ref.name))
+    except BaseException:  # Ctrl-C or an error: do not wait for the remaining models
+        pool.stop()
+        raise
+    finally:
+        pool.close()
+        pool.join()
     return facts, failures
 
 
