@@ -18,7 +18,7 @@ from .formatting import FormatError
 from .introspect import IntrospectionError, default_jobs
 from .names import UnsafeNameError, check_identifier
 from .pipeline import Outcome, plan_package
-from .plan import DRIFT_KINDS, STALE_SEED, Change, Selection, compare, read_manifest
+from .plan import DRIFT_KINDS, STALE_SEED, Change, Selection, compare, read_manifest, spec_changes
 from .spec import SpecError, make_spec
 from .write import LockBusy, locked, write_plan
 
@@ -163,11 +163,15 @@ def generate(patterns, families, output, package, jobs, fresh, timeout, imports,
     )
 
 
-def _report(changes: List[Change], outcome: Outcome, as_json: bool, diffs: bool) -> None:
+def _report(changes: List[Change], outcome: Outcome, as_json: bool, diffs: bool, models=None) -> None:
     drift = [c for c in changes if c.kind in DRIFT_KINDS]
+    specs = spec_changes(outcome.manifest, outcome.plan.manifest)
+    if models is not None:
+        specs = {name: lines for name, lines in specs.items() if name in models}
     if as_json:
         payload = {
             "drift": bool(drift),
+            "models": specs,
             "versions": {
                 "generated_with": (outcome.manifest or {}).get("versions", {}),
                 "installed": outcome.plan.manifest["versions"],
@@ -179,6 +183,10 @@ def _report(changes: List[Change], outcome: Outcome, as_json: bool, diffs: bool)
     old = (outcome.manifest or {}).get("versions", {})
     new = outcome.plan.manifest["versions"]
     click.echo(f"generated with timm {old.get('timm', '?')}; installed timm {new['timm']}")
+    for name, lines in specs.items():
+        click.echo(f"MODEL {name}")
+        for line in lines:
+            click.echo(f"    {line}")
     for change in changes:
         click.echo(f"{change.kind} {change.path}")
     if diffs:
@@ -209,14 +217,14 @@ def check(patterns, output, package, jobs, fresh, timeout, fmt, diff) -> None:
         if manifest is None:
             raise SpecError(f"no generated package at {output / package} (no {package}/MANIFEST.json); run generate")
         outcome = _plan(output, package, Selection(), jobs=jobs, fresh=fresh, timeout=timeout)
-        only = None
+        only = models = None
         if patterns:
-            refs = select(load_catalog(), patterns)
-            only = [p for ref in refs if ref.name in outcome.plan.manifest["models"] for p in outcome.plan.model_paths(ref.name)]
+            models = {ref.name for ref in select(load_catalog(), patterns)}
+            only = [p for name in sorted(models) if name in outcome.plan.manifest["models"] for p in outcome.plan.model_paths(name)]
         changes = compare(outcome.plan, output, manifest, only=only)
     except USER_ERRORS as exc:
         _fail(str(exc))
-    _report(changes, outcome, fmt == "json", diff)
+    _report(changes, outcome, fmt == "json", diff, models)
     sys.exit(EXIT_DRIFT if any(c.kind in DRIFT_KINDS for c in changes) else EXIT_OK)
 
 

@@ -30,6 +30,7 @@ __all__ = [
     "compare",
     "read_manifest",
     "sha256",
+    "spec_changes",
 ]
 
 MANIFEST_NAME = "MANIFEST.json"
@@ -230,3 +231,56 @@ def compare(plan: Plan, root: Path, manifest: Optional[Mapping], only: Optional[
         keep = set(only)
         changes = [c for c in changes if c.path in keep]
     return sorted(changes, key=lambda c: (KIND_ORDER.index(c.kind), c.path))
+
+
+#: Spec fields that describe the environment, not the model: never reported as drift.
+_NOT_A_FACT = ("facts.timm_version",)
+
+
+def _flatten(value, prefix: str = "") -> Dict[str, object]:
+    if isinstance(value, Mapping):
+        out: Dict[str, object] = {}
+        for key in sorted(value):
+            out.update(_flatten(value[key], f"{prefix}.{key}" if prefix else str(key)))
+        return out
+    if isinstance(value, (list, tuple)) and any(isinstance(v, Mapping) for v in value):
+        out = {}
+        for i, item in enumerate(value):
+            out.update(_flatten(item, f"{prefix}[{i}]"))
+        return out
+    return {prefix: list(value) if isinstance(value, tuple) else value}
+
+
+def spec_changes(old: Optional[Mapping], new: Mapping) -> Dict[str, List[str]]:
+    """Per model, which spec fields changed between two manifests (``old -> new``).
+
+    Added and removed models, and models that became excluded or included, are
+    reported too. Pure: works on the manifests' JSON.
+    """
+    old_models: Mapping = (old or {}).get("models", {})
+    new_models: Mapping = new.get("models", {})
+    old_excluded: Mapping = (old or {}).get("excluded", {})
+    new_excluded: Mapping = new.get("excluded", {})
+    report: Dict[str, List[str]] = {}
+    for name in sorted(set(old_models) | set(new_models) | set(old_excluded) | set(new_excluded)):
+        if name in old_models and name in new_models:
+            before, after = _flatten(old_models[name]), _flatten(new_models[name])
+            lines = [
+                f"{key}: {before.get(key, '(none)')} -> {after.get(key, '(none)')}"
+                for key in sorted(set(before) | set(after))
+                if before.get(key) != after.get(key) and key not in _NOT_A_FACT
+            ]
+        elif name in new_models:
+            was = f" (was excluded: {old_excluded[name]['reason']})" if name in old_excluded else ""
+            lines = [f"new model{was}"]
+        elif name in old_models:
+            why = f"now excluded: {new_excluded[name]['reason']}" if name in new_excluded else "no longer listed by timm"
+            lines = [f"removed: {why}"]
+        elif name in old_excluded and name in new_excluded:
+            before, after = old_excluded[name]["reason"], new_excluded[name]["reason"]
+            lines = [f"excluded reason: {before} -> {after}"] if before != after else []
+        else:
+            lines = ["newly excluded: " + new_excluded[name]["reason"]] if name in new_excluded else ["no longer listed by timm"]
+        if lines:
+            report[name] = lines
+    return report
