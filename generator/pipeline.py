@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, Mapping, Optional, Tuple
 
 from . import __version__
-from .discover import Catalog, ModelRef, load_catalog, select
+from .discover import Catalog, DiscoveryError, ModelRef, load_catalog, select
 from .introspect import Progress, import_plugins, introspect_all
-from .plan import Plan, Selection, build_plan, cached_facts, read_manifest
+from .plan import Plan, Selection, build_plan, cached_facts, read_manifest, settle_seed_records
 from .spec import FACTS_SCHEMA, ModelFacts, SpecError, make_spec
 
 __all__ = ["Outcome", "plan_package", "tool_versions"]
@@ -60,15 +61,25 @@ def plan_package(
     already recorded in its manifest unless ``replace``)."""
     start = time.perf_counter()
     manifest = read_manifest(root, package)
-    if manifest and not replace:
-        selection = selection.union(Selection.from_dict(manifest.get("selection", {})))
+    requested = selection
+    recorded = Selection.from_dict(manifest.get("selection", {})) if manifest and not replace else Selection()
+    selection = selection.union(recorded)
     if not selection:
         raise SpecError(
             f"nothing selected and no manifest at {Path(root) / package}: name patterns or --family"
         )
     import_plugins(selection.imports)
     catalog = catalog or load_catalog()
-    refs = select(catalog, selection.patterns, selection.families)
+    # Names typed now must match (typos are errors); names recorded earlier that timm no
+    # longer lists leave their models out of the plan, so `check` reports them REMOVED.
+    chosen = set(select(catalog, requested.patterns, requested.families))
+    for pattern in recorded.patterns:
+        with contextlib.suppress(DiscoveryError):
+            chosen.update(select(catalog, [pattern]))
+    for family in recorded.families:
+        with contextlib.suppress(DiscoveryError):
+            chosen.update(select(catalog, families=[family]))
+    refs = tuple(sorted(chosen))
     versions = tool_versions()
     cached, cached_excluded = ({}, {}) if fresh else cached_facts(manifest, versions["timm"])
     todo = [ref for ref in refs if ref.name not in cached and ref.name not in cached_excluded]
@@ -87,7 +98,7 @@ def plan_package(
             specs.append(make_spec(model_facts))
         except SpecError as exc:
             excluded[ref.name] = (ref.family, str(exc))
-    plan = build_plan(package, selection, specs, excluded, versions)
+    plan = settle_seed_records(build_plan(package, selection, specs, excluded, versions), root, manifest)
     return Outcome(
         plan=plan,
         manifest=manifest,

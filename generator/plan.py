@@ -29,6 +29,7 @@ __all__ = [
     "cached_facts",
     "compare",
     "read_manifest",
+    "settle_seed_records",
     "sha256",
     "spec_changes",
 ]
@@ -124,6 +125,25 @@ def build_plan(
     }
     files[f"{package}/{MANIFEST_NAME}"] = canonical_json(manifest)
     return Plan(package=package, files=files, seeds=dict(sorted(seeds.items())), manifest=manifest)
+
+
+def settle_seed_records(plan: Plan, root: Path, manifest: Optional[Mapping]) -> Plan:
+    """For a seed the user edited, keep recording the default it was seeded from rather
+    than the new default: ``check`` then reports it STALE_SEED (with the new default as a
+    diff) until the user's file equals the new default. Generate and check both call this
+    with the manifest on disk, so they agree on the manifest's text."""
+    recorded: Mapping[str, str] = (manifest or {}).get("seeds", {})
+    seeds = dict(plan.manifest["seeds"])
+    for path in plan.seeds:
+        old = _read(Path(root) / path)
+        edited = old is not None and old != plan.seeds[path] and sha256(old) != recorded.get(path)
+        if path in recorded and edited:
+            seeds[path] = recorded[path]
+    if seeds == plan.manifest["seeds"]:
+        return plan
+    settled = {**plan.manifest, "seeds": seeds}
+    files = {**plan.files, f"{plan.package}/{MANIFEST_NAME}": canonical_json(settled)}
+    return Plan(package=plan.package, files=files, seeds=plan.seeds, manifest=settled)
 
 
 def read_manifest(root: Path, package: str) -> Optional[dict]:

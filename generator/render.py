@@ -66,8 +66,16 @@ def yaml_literal(value) -> str:
     """A YAML flow literal; strings are quoted unless plainly safe."""
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, (int, float)):
+    if isinstance(value, int):
         return py_literal(value)
+    if isinstance(value, float):
+        text = py_literal(value)
+        mantissa, e, exponent = text.partition("e")
+        if e:  # YAML 1.1 (PyYAML, yacs) reads 1e-07 as a string: it wants 1.0e-07
+            mantissa += "" if "." in mantissa else ".0"
+            exponent = exponent if exponent[0] in "+-" else "+" + exponent
+            text = f"{mantissa}e{exponent}"
+        return text
     if isinstance(value, str):
         if _PLAIN_STR.match(value) and value.lower() not in _YAML_WORDS:
             return value

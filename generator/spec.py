@@ -216,10 +216,17 @@ def make_spec(facts: ModelFacts, out_features: Optional[Tuple[str, ...]] = None)
         FeatureSpec(name=n, module=f.module, path=f.path, index=f.index, channels=f.channels, stride=f.stride)
         for n, f in zip(names, ordered)
     )
+    by_name = {f.name: f for f in features}
     if out_features is None:
         coarse = tuple(f.name for f in features if f.stride >= MIN_DEFAULT_STRIDE)
         out_features = coarse or (features[-1].name,)
-    strides = tuple(f.stride for f in features if f.name in out_features)
+    else:
+        unknown = [name for name in out_features if name not in by_name]
+        if unknown:
+            raise SpecError(f"{facts.name}: out_features {unknown} are not feature levels; valid: {list(by_name)}")
+        wanted = set(out_features)
+        out_features = tuple(f.name for f in features if f.name in wanted)  # finest first
+    strides = tuple(by_name[name].stride for name in out_features)
     fpn = _fpn_levels(tuple(out_features), strides)
     if not fpn:
         raise SpecError(

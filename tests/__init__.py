@@ -1,0 +1,1 @@
+"""Test suite of d2timm (a package so that ``python -m tests.golden.regenerate`` works)."""

@@ -1,0 +1,12 @@
+"""Run-time support shared by every generated backbone.
+
+Rendered by d2timm-gen into the package so that it is self-contained: importing it
+needs torch, timm and detectron2 only. Do not edit: regenerate.
+"""
+
+from .backbone import Feature, TimmBackbone
+from .config import add_timm_config
+from .fpn import build_fpn
+from .registry import register_backbone
+
+__all__ = ["Feature", "TimmBackbone", "add_timm_config", "build_fpn", "register_backbone"]

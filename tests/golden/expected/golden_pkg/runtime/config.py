@@ -1,0 +1,149 @@
+"""Config keys of the generated backbones, and their validation.
+
+``add_timm_config(cfg)`` adds the keys the earlier timm wrappers used, so their YAML
+keeps working::
+
+    MODEL.BACKBONE.CONFIG.OUT_FEATURES   timm module names (or feature names) to return
+    MODEL.BACKBONE.CONFIG.REMAPS         output names for them (default: res<k> / stage<i>)
+    MODEL.BACKBONE.CONFIG.STRIDES        their strides (checked against the model)
+    MODEL.BACKBONE.CONFIG.CHANNELS       their channels (checked against the model)
+    MODEL.BACKBONE.CONFIG.REMOVE_LAYERS  timm modules replaced by nn.Identity
+    MODEL.BACKBONE.CONFIG.PRETRAINED     unset/false, true (timm's hub) or a checkpoint path
+    INPUT.FIXED_INPUT_SIZE               resize/pad every image to the model's input size
+
+Empty lists mean "the model's defaults". Every bad value fails when the backbone is
+built, with a ValueError naming the key and the valid values.
+"""
+
+import os
+from typing import Optional, Sequence, Tuple, Union
+
+__all__ = [
+    "add_timm_config",
+    "backbone_kwargs_from_config",
+    "resolve_out_features",
+    "resolve_pretrained",
+]
+
+KEY = "MODEL.BACKBONE.CONFIG"
+_OFF = ("", "false", "none", "0", "no")
+_HUB = ("true", "timm", "hub", "1", "yes")
+
+
+def add_timm_config(cfg) -> None:
+    """Extend a detectron2 ``CfgNode`` with the generated backbones' keys (idempotent)."""
+    from detectron2.config import CfgNode as CN
+
+    if "CONFIG" not in cfg.MODEL.BACKBONE:
+        cfg.MODEL.BACKBONE.CONFIG = CN()
+    node = cfg.MODEL.BACKBONE.CONFIG
+    for key in ("OUT_FEATURES", "REMAPS", "STRIDES", "CHANNELS", "REMOVE_LAYERS"):
+        if key not in node:
+            node[key] = []
+    if "PRETRAINED" not in node:
+        # None accepts a bool or a path from YAML or the command line alike.
+        node.PRETRAINED = None
+    if "FIXED_INPUT_SIZE" not in cfg.INPUT:
+        cfg.INPUT.FIXED_INPUT_SIZE = False
+
+
+def _listing(values) -> str:
+    return ", ".join(str(v) for v in values)
+
+
+def resolve_out_features(
+    cls,
+    out_features: Optional[Sequence[str]],
+    remaps: Optional[Sequence[str]],
+    strides: Optional[Sequence[int]],
+    channels: Optional[Sequence[int]],
+) -> Tuple:
+    """The (output name, Feature) pairs a backbone returns, finest first.
+
+    Features are named by their generated name (``res4``) or timm module (``layer3``).
+    """
+    by_key = {}
+    for feature in cls.FEATURES:
+        by_key[feature.name] = feature
+        by_key.setdefault(feature.module, feature)
+    names = list(out_features) if out_features else list(cls.OUT_FEATURES)
+    valid = _listing(f"{f.module} ({f.name})" for f in cls.FEATURES)
+    chosen = []
+    for name in names:
+        if name not in by_key:
+            raise ValueError(
+                f"{KEY}.OUT_FEATURES: {name!r} is not a feature of {cls.TIMM_MODEL}; valid: {valid}"
+            )
+        chosen.append(by_key[name])
+    if len({f.index for f in chosen}) != len(chosen):
+        raise ValueError(f"{KEY}.OUT_FEATURES: {names} names a feature twice; valid: {valid}")
+    for key, given in (("REMAPS", remaps), ("STRIDES", strides), ("CHANNELS", channels)):
+        if given and len(given) != len(names):
+            raise ValueError(
+                f"{KEY}.{key} has {len(given)} entries but {KEY}.OUT_FEATURES has {len(names)} "
+                f"({_listing(names)}): give one per feature, or leave {key} empty"
+            )
+    outputs = list(remaps) if remaps else [f.name for f in chosen]
+    for output in outputs:
+        if not isinstance(output, str) or not output.isidentifier():
+            raise ValueError(
+                f"{KEY}.REMAPS: {output!r} is not a valid feature name (an identifier)"
+            )
+    if len(set(outputs)) != len(outputs):
+        raise ValueError(f"{KEY}.REMAPS: {outputs} repeats a name; each output needs its own")
+    for key, given, attr in (("STRIDES", strides, "stride"), ("CHANNELS", channels, "channels")):
+        for feature, value in zip(chosen, given or ()):
+            if int(value) != getattr(feature, attr):
+                expected = _listing(getattr(f, attr) for f in chosen)
+                raise ValueError(
+                    f"{KEY}.{key}: {value} contradicts {cls.TIMM_MODEL}, whose {feature.module} "
+                    f"({feature.name}) has {attr} {getattr(feature, attr)}; valid for "
+                    f"{_listing(f.module for f in chosen)}: [{expected}]"
+                )
+    pairs = sorted(zip(outputs, chosen), key=lambda pair: pair[1].index)
+    return tuple(pairs)
+
+
+def resolve_pretrained(value: Union[bool, str, None]) -> Union[bool, str]:
+    """False, True (timm's hub) or an existing checkpoint path."""
+    if value is None or value is False:
+        return False
+    if value is True:
+        return True
+    if isinstance(value, str):
+        if value.strip().lower() in _OFF:
+            return False
+        if value.strip().lower() in _HUB:
+            return True
+        path = os.path.expanduser(value)
+        if not os.path.isfile(path):
+            raise ValueError(
+                f"{KEY}.PRETRAINED: {value!r} is not a file; valid: false, true (timm's hub weights) "
+                "or the path of a timm checkpoint (.pth, .pt, .bin, .safetensors)"
+            )
+        return path
+    raise ValueError(
+        f"{KEY}.PRETRAINED: {value!r} is not valid; valid: false, true (timm's hub weights) "
+        "or the path of a timm checkpoint"
+    )
+
+
+def backbone_kwargs_from_config(cls, cfg, input_shape=None) -> dict:
+    """Keyword arguments of a generated backbone from a detectron2 config."""
+    node = cfg.MODEL.BACKBONE.get("CONFIG", None)
+
+    def get(key, default):
+        value = node.get(key, default) if node is not None else default
+        return list(value) if isinstance(value, (list, tuple)) else value
+
+    channels = getattr(input_shape, "channels", None) or len(cfg.MODEL.PIXEL_MEAN)
+    return dict(
+        out_features=get("OUT_FEATURES", []) or None,
+        remaps=get("REMAPS", []) or None,
+        strides=get("STRIDES", []) or None,
+        channels=get("CHANNELS", []) or None,
+        freeze_at=cfg.MODEL.BACKBONE.FREEZE_AT,
+        pretrained=get("PRETRAINED", None),
+        remove_layers=get("REMOVE_LAYERS", []),
+        in_chans=channels,
+    )

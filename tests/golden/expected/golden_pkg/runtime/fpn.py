@@ -1,0 +1,57 @@
+"""The FPN variant of a generated backbone, built on detectron2's own FPN."""
+
+from typing import Optional, Sequence
+
+from detectron2.modeling.backbone.fpn import FPN, LastLevelMaxPool
+
+__all__ = ["build_fpn", "fpn_levels"]
+
+
+def _log2(stride: int) -> Optional[int]:
+    return stride.bit_length() - 1 if stride > 0 and stride & (stride - 1) == 0 else None
+
+
+def fpn_levels(bottom_up, in_features: Sequence[str]) -> Sequence[str]:
+    """Check that ``in_features`` suit detectron2's FPN and return them finest first.
+
+    FPN needs strides that are powers of two, each twice the previous.
+    """
+    outputs = bottom_up.output_shape()
+    valid = getattr(bottom_up, "FPN_IN_FEATURES", ())
+    for name in in_features:
+        if name not in outputs:
+            raise ValueError(
+                f"MODEL.FPN.IN_FEATURES: {name!r} is not an output of the backbone; valid: "
+                f"{', '.join(outputs)} (the backbone's outputs follow MODEL.BACKBONE.CONFIG.REMAPS)"
+            )
+    ordered = sorted(in_features, key=lambda name: outputs[name].stride)
+    strides = [outputs[name].stride for name in ordered]
+    bad = [s for s in strides if _log2(s) is None]
+    doubling = all(b == 2 * a for a, b in zip(strides, strides[1:]))
+    if bad or not doubling:
+        raise ValueError(
+            f"MODEL.FPN.IN_FEATURES: {list(in_features)} have strides {strides}; FPN needs powers of two, "
+            f"each twice the previous. Valid for this model: {', '.join(valid) or 'none'}"
+        )
+    return ordered
+
+
+def build_fpn(bottom_up, cfg) -> FPN:
+    """detectron2's FPN over ``bottom_up`` with a max-pooled extra level on top.
+
+    The extra level sits on the coarsest FPN level, whatever its stride (detectron2's
+    ``LastLevelMaxPool`` assumes ``p5``).
+    """
+    in_features = fpn_levels(
+        bottom_up, list(cfg.MODEL.FPN.IN_FEATURES) or list(bottom_up.FPN_IN_FEATURES)
+    )
+    top_block = LastLevelMaxPool()
+    top_block.in_feature = f"p{_log2(bottom_up.output_shape()[in_features[-1]].stride)}"
+    return FPN(
+        bottom_up=bottom_up,
+        in_features=in_features,
+        out_channels=cfg.MODEL.FPN.OUT_CHANNELS,
+        norm=cfg.MODEL.FPN.NORM,
+        top_block=top_block,
+        fuse_type=cfg.MODEL.FPN.FUSE_TYPE,
+    )

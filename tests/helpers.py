@@ -1,0 +1,218 @@
+"""Small helpers shared by the generator and backbone tests (one place, no copies).
+
+Everything that runs ``d2timm-gen`` goes through :func:`cli` (in-process, fast) or
+:func:`cli_subprocess` (the installed console script, for exit codes and environment
+variables such as ``PYTHONHASHSEED``). Generations shared between tests are built once
+per test session, across pytest-xdist workers, by :func:`shared_dir`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+
+ROOT = Path(__file__).resolve().parent.parent
+MANIFEST = ROOT / "generated" / "MANIFEST.json"
+LOCK_NAME = ".d2timm-gen.lock"
+
+#: The small selection the CLI, drift, write and determinism tests generate.
+SMALL_MODELS: Tuple[str, ...] = ("convnext_atto", "resnet18")
+SMALL_PACKAGE = "pkg_small"
+
+
+# ----------------------------------------------------------------------------- the CLI
+
+
+def cli(*args: str, catch_exceptions: bool = True):
+    """Run ``d2timm-gen ARGS`` in-process (click's CliRunner); returns its Result with
+    ``exit_code``, ``stdout`` and ``stderr``."""
+    from click.testing import CliRunner
+
+    from generator.cli import main
+
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=catch_exceptions)
+
+
+def console_script() -> List[str]:
+    """The installed ``d2timm-gen`` (next to this interpreter), else ``python -m generator.cli``."""
+    script = Path(sys.executable).with_name("d2timm-gen")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "generator.cli"]
+
+
+def subprocess_env(**extra: str) -> Dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
+    env.setdefault("OMP_NUM_THREADS", "1")
+    env.update(extra)
+    return env
+
+
+def cli_subprocess(*args: str, cwd: Optional[Path] = None, timeout: float = 600, **env: str) -> subprocess.CompletedProcess:
+    """Run the real ``d2timm-gen ARGS`` in a fresh process (``env`` adds variables)."""
+    return subprocess.run(
+        console_script() + [str(a) for a in args],
+        cwd=str(cwd or ROOT),
+        env=subprocess_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def python_subprocess(code: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run ``python -c CODE`` from the repository root with this interpreter."""
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=str(ROOT), env=subprocess_env(), capture_output=True, text=True, timeout=timeout
+    )
+
+
+def generate_small(root: Path, *, jobs: int = 1, hashseed: str = "0", package: str = SMALL_PACKAGE) -> None:
+    """``d2timm-gen generate SMALL_MODELS`` into ``root`` in a fresh process; fails loudly."""
+    result = cli_subprocess(
+        "generate", *SMALL_MODELS, "--package", package, "--output", root, "--jobs", str(jobs), PYTHONHASHSEED=hashseed
+    )
+    if result.returncode != 0:
+        raise AssertionError(f"d2timm-gen generate failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+
+
+def summary_line(output: str) -> str:
+    """The one-line summary ``generate`` prints last."""
+    lines = [line for line in output.splitlines() if " models generated, " in line]
+    assert lines, f"no summary line in:\n{output}"
+    return lines[-1]
+
+
+# ------------------------------------------------------------------------ file trees
+
+
+def tree_bytes(root: Path, skip: Iterable[str] = (LOCK_NAME,)) -> Dict[str, bytes]:
+    """Every file under ``root`` (relative POSIX path -> bytes), without caches."""
+    skipped = set(skip)
+    out = {}
+    for path in sorted(Path(root).rglob("*")):
+        if path.is_file() and "__pycache__" not in path.parts and path.name not in skipped:
+            out[path.relative_to(root).as_posix()] = path.read_bytes()
+    return out
+
+
+def copy_tree(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst, ignore=shutil.ignore_patterns("__pycache__", LOCK_NAME))
+    return dst
+
+
+def shared_dir(tmp_path_factory, key: str, build: Callable[[Path], None]) -> Path:
+    """A directory built once per test session, shared by every pytest-xdist worker.
+
+    The first worker to get here builds it (under a file lock); the others wait and
+    reuse it. Tests must treat it as read-only (copy it with :func:`copy_tree` first).
+    """
+    from filelock import FileLock
+
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent  # shared by the workers of this session
+    target = base / f"shared-{key}"
+    done = base / f"shared-{key}.done"
+    with FileLock(str(base / f"shared-{key}.lock")):
+        if not done.exists():
+            if target.exists():
+                shutil.rmtree(target)
+            build(target)
+            done.touch()
+    return target
+
+
+# ---------------------------------------------------------------- manifests and specs
+
+
+def load_json(path: Path) -> dict:
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def write_json(path: Path, data: Mapping) -> None:
+    """Write a manifest the way the generator does (so only the edited value differs)."""
+    from generator.spec import canonical_json
+
+    Path(path).write_text(canonical_json(data), encoding="utf-8")
+
+
+def edit_manifest(root: Path, package: str, edit: Callable[[dict], None]) -> None:
+    path = Path(root) / package / "MANIFEST.json"
+    manifest = load_json(path)
+    edit(manifest)
+    write_json(path, manifest)
+
+
+def repo_models() -> List[Tuple[str, str]]:
+    """(model, family) of every model in the checked-in package, sorted by name."""
+    models = load_json(MANIFEST)["models"]
+    return sorted((name, spec["facts"]["family"]) for name, spec in models.items())
+
+
+def golden_facts(stem: str):
+    """The hand-written facts ``tests/golden/specs/<stem>.json``."""
+    from generator.spec import ModelFacts
+
+    return ModelFacts.from_dict(load_json(ROOT / "tests" / "golden" / "specs" / f"{stem}.json"))
+
+
+def facts_with(stem: str = "resnet_like", **changes):
+    """Golden facts with some fields replaced (``features`` as a list of
+    (module, channels, stride) or of FeatureFacts)."""
+    import dataclasses
+
+    from generator.spec import FeatureFacts
+
+    facts = golden_facts(stem)
+    features = changes.pop("features", None)
+    if features is not None:
+        changes["features"] = tuple(
+            f
+            if isinstance(f, FeatureFacts)
+            else FeatureFacts(index=i, module=f[0], path=f[0], channels=f[1], reduction=f[2], stride=f[2])
+            for i, f in enumerate(features)
+        )
+    return dataclasses.replace(facts, **changes)
+
+
+def strided(*strides: int):
+    """Facts whose levels have these strides (modules ``stages.<i>``)."""
+    return facts_with(features=[(f"stages.{i}", 32 * (i + 1), s) for i, s in enumerate(strides)])
+
+
+# ------------------------------------------------------------------------- detectron2
+
+
+def model_config(model: str, family: str, fpn: bool = True, overrides: Sequence = (), root: Path = ROOT):
+    """A detectron2 config from the emitted YAML seed of ``model``, registered and
+    extended with the generated keys (the way users load it)."""
+    import generated
+    from detectron2.config import get_cfg
+
+    cfg = get_cfg()
+    generated.add_timm_config(cfg)
+    cfg.merge_from_file(str(Path(root) / "configs" / family / f"{model}{'_fpn' if fpn else ''}.yaml"))
+    if overrides:
+        cfg.merge_from_list([str(v) if not isinstance(v, str) else v for v in overrides])
+    assert generated.ensure_registered(cfg), cfg.MODEL.BACKBONE.NAME
+    return cfg
+
+
+def build_backbone(cfg, device: Optional[str] = None):
+    """detectron2's ``build_backbone`` (on ``device`` given as a default-device context)."""
+    import contextlib
+
+    import torch
+    from detectron2.modeling import build_backbone as d2_build
+
+    with torch.device(device) if device else contextlib.nullcontext():
+        return d2_build(cfg)
+
+
+def ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
