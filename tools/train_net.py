@@ -1,0 +1,390 @@
+#!/usr/bin/env python
+"""Train and evaluate detectron2 models on generated timm backbones.
+
+detectron2's ``DefaultTrainer`` with every generated backbone available by the name in
+the config: the module behind ``MODEL.BACKBONE.NAME`` is imported (and so registered) on
+demand through ``generated.ensure_registered``; the package is never imported whole.
+The embedded shapes datasets (``shapes_train``/``shapes_val``, ``shapes_tiny_*``; see
+``tools/shapes_dataset.py``) are generated and registered when the config names them.
+
+    # train (CPU), then evaluate at the end
+    python tools/train_net.py --config-file configs/resnet/resnet18_fpn.yaml \\
+        MODEL.DEVICE cpu DATASETS.TRAIN '("shapes_train",)' DATASETS.TEST '("shapes_val",)' \\
+        MODEL.ROI_HEADS.NUM_CLASSES 3 OUTPUT_DIR out/r18
+    # evaluate a checkpoint
+    python tools/train_net.py --config-file out/r18/config.yaml --eval-only MODEL.WEIGHTS out/r18/model_final.pth
+    # resume from the last checkpoint in OUTPUT_DIR
+    python tools/train_net.py --config-file out/r18/config.yaml --resume
+    # two processes on one machine (CPU: gloo; GPU: detectron2's launch, NCCL)
+    python tools/train_net.py --num-gpus 2 --config-file ... MODEL.DEVICE cpu
+
+Distributed runs: ``--num-gpus N`` is the number of processes per machine (one per GPU,
+or N CPU processes with ``MODEL.DEVICE cpu``), with ``--num-machines``, ``--machine-rank``
+and ``--dist-url`` as in detectron2. GPU runs go through ``detectron2.engine.launch``.
+CPU runs use :func:`launch_cpu` here, because detectron2 v0.6's launcher insists on CUDA
+and NCCL, and detectron2 main's picks NCCL whenever a GPU is visible, even for
+``MODEL.DEVICE cpu``: it spawns the processes with ``torch.multiprocessing``, joins them
+with ``init_process_group("gloo")``, and sets up detectron2's per-machine process group
+as detectron2's ``_distributed_worker`` does. On CPU the model is wrapped in
+``DistributedDataParallel`` without ``device_ids``.
+
+Evaluation uses COCOEvaluator with ``use_fast_impl=False`` (the fast implementation
+needs detectron2's compiled ops). Metrics go to the console and ``OUTPUT_DIR/metrics.json``
+(no tensorboard). The AP figures of the last evaluation are also written to
+``OUTPUT_DIR/results_final.json`` (training) or ``results_eval.json`` (``--eval-only``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import os
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+if str(REPO_ROOT) not in sys.path:  # `import generated` / `import tools` from anywhere
+    sys.path.insert(0, str(REPO_ROOT))
+
+import torch  # noqa: E402
+import torch.distributed as dist  # noqa: E402
+from detectron2.checkpoint import DetectionCheckpointer  # noqa: E402
+from detectron2.config import get_cfg  # noqa: E402
+from detectron2.data import MetadataCatalog  # noqa: E402
+from detectron2.engine import DefaultTrainer, default_argument_parser, default_setup  # noqa: E402
+from detectron2.engine import launch as d2_launch  # noqa: E402
+from detectron2.evaluation import COCOEvaluator, verify_results  # noqa: E402
+from detectron2.utils import comm  # noqa: E402
+from detectron2.utils.events import CommonMetricPrinter, JSONWriter  # noqa: E402
+from detectron2.utils.logger import setup_logger  # noqa: E402
+
+from tools import shapes_dataset  # noqa: E402
+
+__all__ = [
+    "Trainer",
+    "argument_parser",
+    "build_config",
+    "ensure_backbone",
+    "import_generated",
+    "launch",
+    "launch_cpu",
+    "main",
+    "setup",
+]
+
+logger = logging.getLogger("d2timm.train_net")
+
+DEFAULT_PACKAGE = "generated"
+DEFAULT_TIMEOUT = timedelta(minutes=30)
+RESULTS_TRAIN = "results_final.json"
+RESULTS_EVAL = "results_eval.json"
+
+
+# ------------------------------------------------------------------ backbones
+
+
+def import_generated(package: str = DEFAULT_PACKAGE, root: str | os.PathLike | None = None):
+    """Import a generated package (``generated`` by default, or one that d2timm-gen wrote
+    under ``root``). Importing it imports no model module."""
+    import importlib
+
+    if root is not None:
+        root = str(Path(root).resolve())
+        if root not in sys.path:
+            sys.path.insert(0, root)
+    return importlib.import_module(package)
+
+
+def ensure_backbone(cfg, package: str = DEFAULT_PACKAGE, root=None) -> str:
+    """Make ``cfg.MODEL.BACKBONE.NAME`` available in detectron2's BACKBONE_REGISTRY.
+
+    A name already registered (one of detectron2's own backbones, or one a generated
+    package registered before) is used as it is; otherwise the generated package's
+    ``ensure_registered`` imports the one module that defines it. Returns where it came
+    from ("registry" or the package name).
+    """
+    from detectron2.modeling import BACKBONE_REGISTRY
+
+    name = cfg.MODEL.BACKBONE.NAME
+    if name in BACKBONE_REGISTRY:
+        return "registry"
+    generated = import_generated(package, root)
+    if generated.ensure_registered(cfg):
+        return package
+    import difflib
+
+    known = sorted(set(generated.BUILDERS) | {n for n, _ in BACKBONE_REGISTRY})
+    close = difflib.get_close_matches(name, known, n=5)
+    raise KeyError(
+        f"MODEL.BACKBONE.NAME: {name!r} is neither a detectron2 backbone nor generated in "
+        f"{package!r} ({len(generated.BUILDERS)} builders)."
+        + (f" Did you mean: {', '.join(close)}?" if close else "")
+    )
+
+
+# ------------------------------------------------------------------ trainer
+
+
+@contextlib.contextmanager
+def _ddp_without_device_ids_on_cpu():
+    """Let DefaultTrainer wrap a CPU model in DistributedDataParallel.
+
+    detectron2's ``create_ddp_model`` passes ``device_ids=[local rank]``, which DDP
+    rejects for a CPU module. While the trainer is built, a CPU model gets
+    ``device_ids=None`` instead; anything else goes through unchanged.
+    """
+    from detectron2.engine import defaults
+
+    original = defaults.create_ddp_model
+
+    def create_ddp_model(model, **kwargs):
+        if comm.get_world_size() > 1:
+            device = next(iter(model.parameters()), torch.empty(0)).device
+            if device.type == "cpu":
+                kwargs.setdefault("device_ids", None)
+        return original(model, **kwargs)
+
+    defaults.create_ddp_model = create_ddp_model
+    try:
+        yield
+    finally:
+        defaults.create_ddp_model = original
+
+
+class Trainer(DefaultTrainer):
+    """DefaultTrainer with COCO evaluation that needs no compiled ops, console and JSON
+    metrics only, and DistributedDataParallel on CPU."""
+
+    def __init__(self, cfg):
+        with _ddp_without_device_ids_on_cpu():
+            super().__init__(cfg)
+
+    @classmethod
+    def build_evaluator(cls, cfg, dataset_name, output_folder=None):
+        if output_folder is None:
+            output_folder = os.path.join(cfg.OUTPUT_DIR, "inference", dataset_name)
+        evaluator_type = getattr(MetadataCatalog.get(dataset_name), "evaluator_type", None)
+        if evaluator_type in ("coco", "coco_panoptic_seg", None):
+            # The fast implementation needs detectron2._C (compiled), not always there.
+            return COCOEvaluator(dataset_name, output_dir=output_folder, use_fast_impl=False)
+        if evaluator_type == "lvis":
+            from detectron2.evaluation import LVISEvaluator
+
+            return LVISEvaluator(dataset_name, output_dir=output_folder)
+        raise NotImplementedError(
+            f"no evaluator for dataset {dataset_name!r} of evaluator_type {evaluator_type!r}; "
+            "tools/train_net.py evaluates COCO-style (and LVIS) datasets"
+        )
+
+    def build_writers(self):
+        # No TensorboardXWriter: tensorboard is not a requirement.
+        return [
+            CommonMetricPrinter(self.max_iter),
+            JSONWriter(os.path.join(self.cfg.OUTPUT_DIR, "metrics.json")),
+        ]
+
+
+# ------------------------------------------------------------------ config
+
+
+def argument_parser():
+    parser = default_argument_parser(
+        epilog=__doc__.split("\n\n", 1)[1].split("\n\nDistributed runs")[0]
+    )
+    parser.add_argument(
+        "--package",
+        default=DEFAULT_PACKAGE,
+        help="the generated package that provides MODEL.BACKBONE.NAME (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--package-root",
+        default=None,
+        metavar="DIR",
+        help="directory that holds --package (d2timm-gen's --output); default: the repository",
+    )
+    parser.add_argument(
+        "--shapes-root",
+        default=None,
+        metavar="DIR",
+        help=f"cache of the embedded shapes datasets (default ${shapes_dataset.ROOT_ENV_VAR} "
+        f"or {shapes_dataset.DEFAULT_ROOT})",
+    )
+    return parser
+
+
+def build_config(args):
+    """The config of a run: defaults, generated-backbone keys, the file, then overrides."""
+    generated = import_generated(args.package, args.package_root)  # imports no model module
+    cfg = get_cfg()
+    generated.add_timm_config(cfg)
+    if args.config_file:
+        cfg.merge_from_file(args.config_file)
+    cfg.merge_from_list(args.opts or [])
+    return cfg
+
+
+def setup(args):
+    """Config, logging and output directory, datasets and backbone for this process."""
+    cfg = build_config(args)
+    cfg.freeze()
+    default_setup(cfg, args)
+    setup_logger(cfg.OUTPUT_DIR, distributed_rank=comm.get_rank(), name="d2timm")
+    shapes_dataset.register_for_config(cfg, root=args.shapes_root)
+    before = set(sys.modules)
+    source = ensure_backbone(cfg, args.package, args.package_root)
+    imported = sorted(m for m in set(sys.modules) - before if m.startswith(args.package + "."))
+    logger.info(
+        "backbone %s from %s%s",
+        cfg.MODEL.BACKBONE.NAME,
+        source,
+        f" (imported {', '.join(imported)})" if imported else "",
+    )
+    return cfg
+
+
+def _write_results(cfg, name: str, results, **extra) -> None:
+    if not comm.is_main_process() or not cfg.OUTPUT_DIR:
+        return
+
+    def plain(value):
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items()}
+        value = float(value)
+        return None if math.isnan(value) else value
+
+    path = os.path.join(cfg.OUTPUT_DIR, name)
+    with open(path, "w") as f:
+        json.dump(dict(results=plain(dict(results or {})), **extra), f, indent=1, sort_keys=True)
+    logger.info("evaluation results written to %s", path)
+
+
+def main(args):
+    cfg = setup(args)
+    if args.eval_only:
+        model = Trainer.build_model(cfg)
+        DetectionCheckpointer(model, save_dir=cfg.OUTPUT_DIR).resume_or_load(cfg.MODEL.WEIGHTS, resume=args.resume)
+        results = Trainer.test(cfg, model)
+        if comm.is_main_process():
+            verify_results(cfg, results)
+        _write_results(cfg, RESULTS_EVAL, results, weights=cfg.MODEL.WEIGHTS)
+        return results
+
+    trainer = Trainer(cfg)
+    trainer.resume_or_load(resume=args.resume)
+    trainer.train()
+    results = getattr(trainer, "_last_eval_results", None)
+    if results is not None:
+        _write_results(cfg, RESULTS_TRAIN, results, iterations=trainer.iter)
+        if len(cfg.TEST.EXPECTED_RESULTS) and comm.is_main_process():
+            verify_results(cfg, results)
+    return results
+
+
+# ------------------------------------------------------------------ launching
+
+
+def _find_free_port() -> int:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _create_local_process_group(processes_per_machine: int) -> None:
+    """detectron2's per-machine process group (``comm.get_local_rank`` needs it)."""
+    if hasattr(comm, "create_local_process_group"):  # detectron2 main
+        comm.create_local_process_group(processes_per_machine)
+        return
+    assert comm._LOCAL_PROCESS_GROUP is None  # detectron2 v0.6 sets the attribute itself
+    world_size = dist.get_world_size()
+    for machine in range(world_size // processes_per_machine):
+        ranks = list(range(machine * processes_per_machine, (machine + 1) * processes_per_machine))
+        group = dist.new_group(ranks)
+        if machine == dist.get_rank() // processes_per_machine:
+            comm._LOCAL_PROCESS_GROUP = group
+
+
+def _cpu_worker(local_rank, main_func, world_size, processes_per_machine, machine_rank, dist_url, args, timeout):
+    global_rank = machine_rank * processes_per_machine + local_rank
+    # Share the cores: N processes with all cores' threads each would oversubscribe.
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // processes_per_machine))
+    try:
+        dist.init_process_group(
+            backend="gloo", init_method=dist_url, world_size=world_size, rank=global_rank, timeout=timeout
+        )
+    except Exception:
+        logger.error("process group URL: %s", dist_url)
+        raise
+    try:
+        _create_local_process_group(processes_per_machine)
+        comm.synchronize()
+        main_func(*args)
+        comm.synchronize()
+    finally:
+        dist.destroy_process_group()
+
+
+def launch_cpu(
+    main_func,
+    processes_per_machine: int,
+    num_machines: int = 1,
+    machine_rank: int = 0,
+    dist_url: str | None = None,
+    args=(),
+    timeout: timedelta = DEFAULT_TIMEOUT,
+):
+    """Run ``main_func(*args)`` in ``processes_per_machine`` CPU processes on this
+    machine, joined over all machines by torch.distributed with the gloo backend.
+
+    The CPU twin of ``detectron2.engine.launch``; same arguments. ``dist_url="auto"``
+    picks a free local port (one machine only).
+    """
+    import torch.multiprocessing as mp
+
+    world_size = num_machines * processes_per_machine
+    if world_size == 1:
+        return main_func(*args)
+    if dist_url is None or dist_url == "auto":
+        if num_machines > 1:
+            raise ValueError("--dist-url auto works on one machine only; give tcp://HOST:PORT of machine 0")
+        dist_url = f"tcp://127.0.0.1:{_find_free_port()}"
+    mp.start_processes(
+        _cpu_worker,
+        nprocs=processes_per_machine,
+        args=(main_func, world_size, processes_per_machine, machine_rank, dist_url, args, timeout),
+        daemon=False,
+        start_method="spawn",
+    )
+
+
+def launch(main_func, args):
+    """Run ``main_func(args)`` with the processes ``args`` ask for: CPU processes over
+    gloo when the config's MODEL.DEVICE is the CPU, detectron2's launch otherwise."""
+    world_size = args.num_gpus * args.num_machines
+    device = "cpu"
+    if world_size > 1:
+        device = build_config(args).MODEL.DEVICE
+    on_cpu = device == "cpu" or not torch.cuda.is_available()
+    runner = launch_cpu if on_cpu else d2_launch
+    return runner(
+        main_func,
+        args.num_gpus,
+        num_machines=args.num_machines,
+        machine_rank=args.machine_rank,
+        dist_url=args.dist_url,
+        args=(args,),
+    )
+
+
+def invoke_main(argv=None) -> None:
+    args = argument_parser().parse_args(argv)
+    print("Command Line Args:", args)
+    launch(main, args)
+
+
+if __name__ == "__main__":
+    invoke_main()
