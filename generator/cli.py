@@ -15,7 +15,7 @@ import click
 from . import __version__
 from .discover import DiscoveryError, load_catalog, select
 from .formatting import FormatError
-from .introspect import IntrospectionError, default_jobs
+from .introspect import IntrospectionError, default_jobs, import_plugins
 from .names import UnsafeNameError, check_identifier
 from .pipeline import Outcome, plan_package
 from .plan import DRIFT_KINDS, STALE_SEED, Change, Selection, compare, read_manifest, spec_changes
@@ -141,9 +141,15 @@ def generate(patterns, families, output, package, jobs, fresh, timeout, imports,
     if not patterns and not families and read_manifest(output, package) is None:
         raise click.UsageError("name at least one PATTERN or --family (no package to regenerate yet)")
     try:
+        # Resolve the selection before taking the lock: a typo exits 2 having written nothing.
+        import_plugins(imports)
+        catalog = load_catalog()
+        select(catalog, patterns, families)
         with locked(output, lock_timeout, on_wait=lambda p: click.echo(f"waiting for lock {p} ...", err=True)):
             selection = Selection(tuple(patterns), tuple(families), tuple(imports))
-            outcome = _plan(output, package, selection, jobs=jobs, fresh=fresh, timeout=timeout, replace=replace)
+            outcome = _plan(
+                output, package, selection, jobs=jobs, fresh=fresh, timeout=timeout, replace=replace, catalog=catalog
+            )
             changes = write_plan(outcome.plan, output, outcome.manifest)
     except USER_ERRORS as exc:
         _fail(str(exc))
@@ -216,10 +222,12 @@ def check(patterns, output, package, jobs, fresh, timeout, fmt, diff) -> None:
         manifest = read_manifest(output, package)
         if manifest is None:
             raise SpecError(f"no generated package at {output / package} (no {package}/MANIFEST.json); run generate")
-        outcome = _plan(output, package, Selection(), jobs=jobs, fresh=fresh, timeout=timeout)
-        only = models = None
-        if patterns:
-            models = {ref.name for ref in select(load_catalog(), patterns)}
+        import_plugins(Selection.from_dict(manifest.get("selection", {})).imports)
+        catalog = load_catalog()
+        models = {ref.name for ref in select(catalog, patterns)} if patterns else None
+        outcome = _plan(output, package, Selection(), jobs=jobs, fresh=fresh, timeout=timeout, catalog=catalog)
+        only = None
+        if models is not None:
             only = [p for name in sorted(models) if name in outcome.plan.manifest["models"] for p in outcome.plan.model_paths(name)]
         changes = compare(outcome.plan, output, manifest, only=only)
     except USER_ERRORS as exc:

@@ -8,7 +8,6 @@ tool versions. ``generate`` writes it; ``check`` compares it with the disk throu
 from __future__ import annotations
 
 import difflib
-import hashlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -18,7 +17,7 @@ from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 from .formatting import format_file
 from .names import check_identifier
 from .render import render_base_configs, render_package, render_seeds, render_support
-from .spec import FACTS_SCHEMA, ModelFacts, ModelSpec, SpecError, canonical_json
+from .spec import FACTS_SCHEMA, ModelFacts, ModelSpec, SpecError, canonical_json, sha256
 
 __all__ = [
     "Change",
@@ -42,10 +41,6 @@ SEED_DIR = "configs"
 ADDED, REMOVED, CHANGED, HAND_EDITED, STALE_SEED = "ADDED", "REMOVED", "CHANGED", "HAND_EDITED", "STALE_SEED"
 DRIFT_KINDS = (ADDED, REMOVED, CHANGED, HAND_EDITED)
 KIND_ORDER = (ADDED, REMOVED, CHANGED, HAND_EDITED, STALE_SEED)
-
-
-def sha256(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 @dataclass(frozen=True)

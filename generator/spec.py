@@ -29,6 +29,7 @@ __all__ = [
     "SpecError",
     "canonical_json",
     "make_spec",
+    "sha256",
 ]
 
 #: Bumped whenever introspection records something new or measures differently: cached
@@ -51,7 +52,7 @@ def canonical_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, indent=1, ensure_ascii=True, allow_nan=False) + "\n"
 
 
-def _sha256(text: str) -> str:
+def sha256(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
@@ -175,7 +176,7 @@ class ModelSpec:
         return canonical_json(self.to_dict())
 
     def digest(self) -> str:
-        return _sha256(self.canonical())
+        return sha256(self.canonical())
 
 
 def _is_power_of_two(value: int) -> bool:

@@ -204,12 +204,12 @@ def test_a_model_dropped_from_the_selection_is_removed(small_copy):
 
 def test_a_model_timm_no_longer_lists_is_removed(small_copy, monkeypatch):
     """A selected model that disappears from timm is drift (REMOVED), not an error."""
-    import generator.pipeline
+    import generator.cli
     from generator.discover import catalog_from, load_catalog
 
     full = load_catalog()
     shrunk = catalog_from([ref for ref in full.models if ref.name != "convnext_atto"], full.unsafe)
-    monkeypatch.setattr(generator.pipeline, "load_catalog", lambda: shrunk)
+    monkeypatch.setattr(generator.cli, "load_catalog", lambda: shrunk)  # the CLI reads timm's catalog once
     result = check(small_copy, "--no-diff")
     assert result.exit_code == 1, result.output
     assert f"REMOVED {CONVNEXT}" in reported(result)
