@@ -13,6 +13,7 @@ from typing import List, Optional, Sequence
 import click
 
 from . import __version__
+from .compat import timm_gate
 from .discover import DiscoveryError, load_catalog, select
 from .formatting import FormatError
 from .introspect import IntrospectionError, default_jobs, import_plugins
@@ -87,6 +88,11 @@ def main() -> None:
     d2timm-gen check                       exit 1 if the package drifted
     d2timm-gen show resnet50               every fact about one model
     """
+    error, warning = timm_gate()  # before anything imports timm: exit 2 outside the supported range
+    if warning:
+        click.secho(f"warning: {warning}", fg="yellow", err=True)
+    if error:
+        _fail(error)
 
 
 @main.command("list")

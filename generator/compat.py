@@ -1,0 +1,140 @@
+"""Which timm releases the generator supports, and the shims older 1.0.x releases need.
+
+Supported: timm ``>=1.0,<2`` (checked with 1.0.3, the oldest 1.0.x on PyPI, through
+1.0.31). ``d2timm-gen`` refuses to run under anything else (exit 2, see
+:func:`unsupported_timm`): 0.x has other ``features_only`` wrappers and model names, and
+a new major release is untested. ``D2TIMM_ANY_TIMM=1`` runs anyway (with a warning), to
+see how far an untested release gets.
+
+Nothing here imports timm: the installed version is read from its source, so the check
+costs nothing for commands that never create a model.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import os
+import re
+from pathlib import Path
+from typing import Iterator, Optional, Tuple
+
+__all__ = [
+    "ANY_TIMM_ENV",
+    "SUPPORTED_TIMM",
+    "installed_timm_version",
+    "meta_device",
+    "parse_version",
+    "timm_gate",
+    "timm_is_supported",
+    "unsupported_timm",
+]
+
+#: The supported range, as pip writes it.
+SUPPORTED_TIMM = ">=1.0,<2"
+#: The releases the generator was run with (the oldest 1.0.x on PyPI and the pinned one).
+TESTED_TIMM = ("1.0.3", "1.0.31")
+#: Set to 1 to run under an unsupported timm anyway.
+ANY_TIMM_ENV = "D2TIMM_ANY_TIMM"
+
+_VERSION = re.compile(r"""__version__\s*=\s*['"]([^'"]+)['"]""")
+
+
+def installed_timm_version() -> Optional[str]:
+    """The version of the timm that ``import timm`` would import (None: not installed).
+
+    Read from ``timm/version.py`` without importing timm (which takes seconds); falls
+    back to the distribution's metadata."""
+    try:
+        spec = importlib.util.find_spec("timm")
+    except (ImportError, ValueError):
+        spec = None
+    if spec is None:
+        return None
+    for location in spec.submodule_search_locations or ():
+        version_file = Path(location) / "version.py"
+        if version_file.is_file():
+            match = _VERSION.search(version_file.read_text(encoding="utf-8", errors="replace"))
+            if match:
+                return match.group(1)
+    try:
+        from importlib.metadata import version
+
+        return version("timm")
+    except Exception:
+        return "unknown"
+
+
+def parse_version(version: str) -> Optional[Tuple[int, int]]:
+    """(major, minor) of a version string such as ``1.0.3`` or ``1.1.0.dev0``; None if it
+    does not start with two numbers."""
+    match = re.match(r"\s*v?(\d+)\.(\d+)", version)
+    return (int(match.group(1)), int(match.group(2))) if match else None
+
+
+def timm_is_supported(version: str) -> bool:
+    parsed = parse_version(version)
+    return parsed is not None and parsed >= (1, 0) and parsed[0] < 2
+
+
+def unsupported_timm(version: Optional[str] = None) -> Optional[str]:
+    """Why the installed timm (or ``version``) cannot be used; None if it can."""
+    if version is None:
+        version = installed_timm_version()
+    if version is None:
+        return f"timm is not installed; d2timm-gen needs timm {SUPPORTED_TIMM}: pip install 'timm{SUPPORTED_TIMM}'"
+    if timm_is_supported(version):
+        return None
+    return (
+        f"timm {version} is installed; d2timm-gen supports timm {SUPPORTED_TIMM} "
+        f"(tested with {TESTED_TIMM[0]} to {TESTED_TIMM[-1]}). Install one: pip install 'timm{SUPPORTED_TIMM}' "
+        f"(or set {ANY_TIMM_ENV}=1 to try this one anyway)"
+    )
+
+
+def any_timm_allowed() -> bool:
+    return os.environ.get(ANY_TIMM_ENV, "").strip() not in ("", "0")
+
+
+def timm_gate() -> Tuple[Optional[str], Optional[str]]:
+    """(error, warning) for the CLI: an error for a timm outside the supported range
+    (or none at all); only a warning for one outside it when ``D2TIMM_ANY_TIMM=1``."""
+    version = installed_timm_version()
+    problem = unsupported_timm(version)
+    if problem is None:
+        return None, None
+    if version is not None and any_timm_allowed():
+        return (
+            None,
+            f"timm {version} is outside the supported range {SUPPORTED_TIMM}; running anyway ({ANY_TIMM_ENV}=1)",
+        )
+    return problem, None
+
+
+@contextlib.contextmanager
+def meta_device() -> Iterator[None]:
+    """``with torch.device("meta")`` for creating timm models, except that a
+    ``torch.linspace`` call with no ``device`` runs on the CPU.
+
+    timm before 1.0.21 computes drop-path rates in ``__init__`` with
+    ``[x.item() for x in torch.linspace(0, rate, depth)]`` (convnext, vision_transformer,
+    swin, eva and about 40 other model modules); under the meta device that raises
+    "Cannot copy out of meta tensor". Those values become Python floats, never
+    parameters, so computing them on the CPU changes nothing about the model. Calls that
+    pass a device (timm's sin-cos position embeddings) stay on the meta device. From
+    1.0.21 on (``calculate_drop_path_rates``) this changes nothing.
+    """
+    import torch
+    from torch.overrides import TorchFunctionMode
+
+    class _HostLinspace(TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            kwargs = dict(kwargs or {})
+            if func is torch.linspace and "device" not in kwargs:
+                kwargs["device"] = "cpu"
+            return func(*args, **kwargs)
+
+    # Entered after the device context, so it sees each call first and the device
+    # context then leaves the explicit "cpu" alone.
+    with torch.device("meta"), _HostLinspace():
+        yield
