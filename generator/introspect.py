@@ -17,7 +17,7 @@ import os
 from concurrent.futures import as_completed
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
-from typing import Callable, Dict, Iterable, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, Iterable, NamedTuple, Optional, Sequence, Tuple, Union
 
 from .discover import ModelRef
 from .spec import FeatureFacts, ModelFacts
@@ -62,8 +62,15 @@ def _first_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {message}"[:300]
 
 
+def _message(exc: BaseException) -> str:
+    """An IntrospectionError's own text; other errors with their type."""
+    return str(exc) if isinstance(exc, IntrospectionError) else _first_line(exc)
+
+
 def _module_path(net, module: str) -> str:
-    """Where timm's feature module ``module`` sits inside the features_only wrapper."""
+    """Where timm's feature module ``module`` sits inside the features_only wrapper, or
+    "" where the wrapper rebuilt the model and no such module exists (hrnet, mvitv2):
+    such levels are returned all the same, but cannot be frozen stage by stage."""
     head, _, tail = module.partition(".")
     candidates = [module, f"{head}_{tail}" if tail else module, f"model.{module}", f"body.{module}"]
     for path in candidates:
@@ -72,7 +79,7 @@ def _module_path(net, module: str) -> str:
         except AttributeError:
             continue
         return path
-    raise IntrospectionError(f"feature module {module!r} not found in the {type(net).__name__} wrapper")
+    return ""
 
 
 def _layout(net) -> str:
@@ -87,14 +94,26 @@ def _layout(net) -> str:
 
 def _create(name: str, **kwargs):
     import timm
-    import torch
 
-    with torch.device("meta"):
+    from .compat import meta_device
+
+    with meta_device():
         return timm.create_model(name, pretrained=False, features_only=True, **kwargs).eval()
 
 
-def _measured_stride(level: int, size: int, out: int, nominal: int, axis: str) -> int:
-    if out == math.ceil(size / nominal):
+def _measured_stride(level: int, size: int, out: int, nominal: int, axis: str, exact: bool) -> int:
+    """The stride a probe output shows: timm's nominal one if the size is ``ceil(size /
+    nominal)`` give or take one (timm's own padding), else an exact integral ratio.
+
+    ``exact``: the probe size was meant to be a multiple of every reduction; one that is
+    not (crossvit's second branch resizes its input inside the model) has no stride.
+    """
+    if exact and size % nominal:
+        raise IntrospectionError(
+            f"level {level}: timm's reduction {nominal} does not divide the input {axis} {size}, "
+            "so its stride cannot be measured (crossvit-like models resample their input inside)"
+        )
+    if abs(out - math.ceil(size / nominal)) <= 1:
         return nominal
     if out > 0 and size % out == 0:
         return size // out
@@ -103,42 +122,75 @@ def _measured_stride(level: int, size: int, out: int, nominal: int, axis: str) -
     )
 
 
-def introspect(name: str, family: str) -> ModelFacts:
-    """Create ``name`` once on the meta device and measure it."""
-    import timm
-    import torch
+#: How a model is made to accept detector-sized, non-square inputs, tried in order: as
+#: it is; with timm's dynamic image size and internal padding to the patch size (so any
+#: input size works); with dynamic image size alone. The first that passes the probe is
+#: recorded in the facts and used at run time.
+SIZE_MODES: Tuple[Tuple[Tuple[str, bool], ...], ...] = (
+    (),
+    (("dynamic_img_pad", True), ("dynamic_img_size", True)),
+    (("dynamic_img_size", True),),
+)
 
-    try:
-        net = _create(name)
-    except Exception as exc:  # timm raises many types here; the reason is what matters
-        raise IntrospectionError(f"features_only is not supported: {_first_line(exc)}") from None
-    info = net.feature_info
-    levels = list(range(len(info.info)))
-    if tuple(info.out_indices) != tuple(levels):
+
+def _all_levels(name: str, kwargs: dict):
+    """The features_only model with every level timm declares (some only allow their defaults)."""
+    net = _create(name, **kwargs)
+    levels = tuple(range(len(net.feature_info.info)))
+    if tuple(net.feature_info.out_indices) != levels:
         try:
-            net = _create(name, out_indices=tuple(levels))
-            info = net.feature_info
+            net = _create(name, out_indices=levels, **kwargs)
         except Exception:  # some models only expose their default levels; keep those
             pass
+    return net
+
+
+def _forward(net, channels: int, size: Tuple[int, int]) -> list:
+    import torch
+
+    with torch.no_grad():
+        outputs = net(torch.empty(1, channels, *size, device="meta"))
+    return list(outputs.values()) if isinstance(outputs, dict) else list(outputs)
+
+
+def _fits(out, layout: str, size: Tuple[int, int], nominal: int) -> bool:
+    """Whether a map is exactly ceil(size / reduction), or the reduction divides the size
+    (then timm's own padding may make it a row or column off)."""
+    if out.dim() != 4:
+        return True  # let the measurement say what is wrong
+    spatial = tuple(out.shape[1:3]) if layout == "NHWC" else tuple(out.shape[2:4])
+    exact = spatial == (math.ceil(size[0] / nominal), math.ceil(size[1] / nominal))
+    return exact or not (size[0] % nominal or size[1] % nominal)
+
+
+class _Measured(NamedTuple):
+    layout: str
+    features: Tuple[FeatureFacts, ...]
+    slack: int
+    omitted: Tuple[str, ...] = ()
+
+
+def _measure(net, size: Tuple[int, int], outputs: list, exact: bool = True, omit: bool = False) -> _Measured:
+    """Layout, feature levels and size slack that a probe forward at ``size`` shows.
+
+    ``exact``: ``size`` should be a multiple of every reduction. ``omit``: leave out the
+    levels whose reduction does not divide ``size`` (they have no fixed stride), as long
+    as one level remains.
+    """
+    info = net.feature_info
     indices = list(info.out_indices)
-    cfg = dict(getattr(net, "pretrained_cfg", None) or {})
-    input_size = tuple(int(v) for v in cfg.get("input_size", (3, 224, 224)))
-    fixed = bool(cfg.get("fixed_input_size", False))
-    reductions = [int(info.info[i]["reduction"]) for i in indices]
-    size = probe_size(reductions, tuple(input_size[1:]) if fixed else None)
-    try:
-        with torch.no_grad():
-            outputs = net(torch.empty(1, input_size[0], *size, device="meta"))
-    except Exception as exc:
-        raise IntrospectionError(f"probe forward at {size[0]}x{size[1]} failed: {_first_line(exc)}") from None
-    if isinstance(outputs, dict):
-        outputs = list(outputs.values())
     if len(outputs) != len(indices):
         raise IntrospectionError(f"probe returned {len(outputs)} maps for {len(indices)} declared levels")
     layout = _layout(net)
     features = []
+    omitted = []
+    slack = 0
     for level, index, out in zip(range(len(indices)), indices, outputs):
         entry = info.info[index]
+        nominal = int(entry["reduction"])
+        if omit and not _fits(out, layout, size, nominal):
+            omitted.append(entry["module"])
+            continue
         if out.dim() != 4:
             raise IntrospectionError(f"level {level}: output has {out.dim()} dims, not 4")
         n, a, b, c = out.shape
@@ -147,11 +199,11 @@ def introspect(name: str, family: str) -> ModelFacts:
             raise IntrospectionError(
                 f"level {level}: {channels} channels in {layout} output, timm declares {entry['num_chs']}"
             )
-        nominal = int(entry["reduction"])
-        stride_h = _measured_stride(level, size[0], h, nominal, "height")
-        stride_w = _measured_stride(level, size[1], w, nominal, "width")
+        stride_h = _measured_stride(level, size[0], h, nominal, "height", exact)
+        stride_w = _measured_stride(level, size[1], w, nominal, "width", exact)
         if stride_h != stride_w:
             raise IntrospectionError(f"level {level}: anisotropic stride {stride_h}x{stride_w}")
+        slack = max(slack, abs(h - math.ceil(size[0] / stride_h)), abs(w - math.ceil(size[1] / stride_w)))
         features.append(
             FeatureFacts(
                 index=int(index),
@@ -162,18 +214,171 @@ def introspect(name: str, family: str) -> ModelFacts:
                 stride=stride_h,
             )
         )
+    if slack > 1:
+        raise IntrospectionError(f"maps differ from input / stride by {slack} rows or columns")
+    if not features:
+        raise IntrospectionError(f"no level has a reduction that divides the input {size[0]}x{size[1]}")
+    return _Measured(layout, tuple(features), slack, tuple(omitted))
+
+
+def _spatial(out, layout: str) -> Tuple[int, int]:
+    return tuple(out.shape[1:3]) if layout == "NHWC" else tuple(out.shape[2:4])
+
+
+def _crop(out, layout: str, height: int, width: int):
+    return out[:, :height, :width, :] if layout == "NHWC" else out[..., :height, :width]
+
+
+def _padded_measure(net, channels: int, size: Tuple[int, int], outputs: list, step: int):
+    """For models whose unpadded convolutions shrink the maps below ceil(size / stride)
+    (inception): the smallest bottom/right input padding, a multiple of ``step``, after
+    which every map covers ceil(size / stride) and can be cropped to it. Returns
+    (padding, measurement) or None when the maps are not merely too small."""
+    info = net.feature_info
+    layout = _layout(net)
+    reductions = [int(info.info[i]["reduction"]) for i in info.out_indices]
+    if len(outputs) != len(reductions) or any(size[0] % r or size[1] % r for r in reductions):
+        return None
+    targets = [(size[0] // r, size[1] // r) for r in reductions]
+    deficit = 0
+    for out, r, (th, tw) in zip(outputs, reductions, targets):
+        if out.dim() != 4:
+            return None
+        h, w = _spatial(out, layout)
+        if h > th or w > tw:
+            return None
+        deficit = max(deficit, (th - h) * r, (tw - w) * r)
+    if deficit == 0:  # the maps are not too small: something else is wrong
+        return None
+    pad = step * math.ceil(deficit / step)
+    for _ in range(3):
+        padded = _forward(net, channels, (size[0] + pad, size[1] + pad))
+        shapes = [_spatial(out, layout) for out in padded]
+        if all(h >= th and w >= tw for (h, w), (th, tw) in zip(shapes, targets)):
+            cropped = [_crop(out, layout, th, tw) for out, (th, tw) in zip(padded, targets)]
+            return pad, _measure(net, size, cropped)
+        pad += step
+    return None
+
+
+def _check_odd_multiple(net, channels: int, size: Tuple[int, int], multiple: int, measured: _Measured) -> None:
+    """Measure again at an odd multiple of ``multiple`` (the probe size may be an even
+    one): a model that needs more, such as mobilevitv2, whose stride-32 stages unfold
+    2x2 patches and so need multiples of 64, fails here and is tried with a larger one."""
+    odd = tuple(s + multiple if (s // multiple) % 2 == 0 else s for s in size)
+    again = _measure(net, odd, _forward(net, channels, odd))
+    if again.features != measured.features or again.layout != measured.layout or again.slack > measured.slack:
+        raise IntrospectionError(f"levels measured at {odd[0]}x{odd[1]} differ from those at {size[0]}x{size[1]}")
+
+
+#: Families whose models pass every meta-device probe at any size but index tables sized
+#: for the pretrained input at build time, so real inputs larger than it fail (meta
+#: tensors do not check indices). Found by real compute at sizes above the default, one
+#: model per family (``tests/test_backbones.py`` keeps one in its sample). They are
+#: treated as fixed-size: every input is padded to the pretrained size.
+SIZE_BOUND_FAMILIES = {
+    "mvitv2": "relative position tables are built for the pretrained input size",
+}
+
+
+class _Probe(NamedTuple):
+    net: object
+    mode: Tuple[Tuple[str, bool], ...]
+    size: Tuple[int, int]
+    measured: _Measured
+    input_multiple: int
+    fixed: bool
+    input_pad: int = 0
+
+
+def _probe(name: str, cfg: dict, family: str = "") -> _Probe:
+    """Find how the model takes non-square inputs, and measure it that way.
+
+    Tries each of :data:`SIZE_MODES` at a non-square size that is a multiple of every
+    reduction (then also of the default input height: windowed models such as maxvit
+    need that). A model that passes none is measured at its default input size and
+    marked fixed: the generated backbone pads its inputs to that size. Raises
+    IntrospectionError with what went wrong at each size when nothing works.
+    """
+    channels, default_h, default_w = (int(v) for v in cfg.get("input_size", (3, 224, 224)))
+    errors = []
+    for mode in () if family in SIZE_BOUND_FAMILIES else SIZE_MODES:
+        try:
+            net = _all_levels(name, dict(mode))
+        except TypeError:  # the model has no such argument
+            continue
+        except Exception as exc:
+            if not mode:
+                raise IntrospectionError(f"features_only is not supported: {_first_line(exc)}") from None
+            continue
+        step = 1
+        for r in net.feature_info.reduction():
+            step = step * r // math.gcd(step, r)
+        candidates = (step, 2 * step, 4 * step, step * default_h // math.gcd(step, default_h))
+        for multiple in dict.fromkeys(candidates):
+            size = probe_size([multiple], None)
+            if dict(mode).get("dynamic_img_pad"):
+                size = (size[0] + 2, size[1] + 6)  # not multiples: the model pads itself
+            pads = bool(dict(mode).get("dynamic_img_pad"))
+            outputs = None
+            try:
+                outputs = _forward(net, channels, size)
+                measured = _measure(net, size, outputs, exact=not pads)
+                if not pads:
+                    _check_odd_multiple(net, channels, size, multiple, measured)
+            except Exception as exc:
+                errors.append(f"{size[0]}x{size[1]}: {_message(exc)}")
+                try:
+                    padded = (
+                        None if pads or outputs is None else _padded_measure(net, channels, size, outputs, multiple)
+                    )
+                except Exception as again:
+                    errors.append(f"{size[0]}x{size[1]} padded: {_message(again)}")
+                    continue
+                if padded is None:
+                    continue
+                return _Probe(net, mode, size, padded[1], multiple, False, input_pad=padded[0])
+            return _Probe(net, mode, size, measured, 1 if pads else multiple, False)
+    net = _all_levels(name, {})
+    size = (default_h, default_w)
+    try:
+        measured = _measure(net, size, _forward(net, channels, size), exact=False, omit=True)
+    except Exception as exc:
+        first = f"at {errors[0]}; " if errors else ""
+        raise IntrospectionError(
+            f"no input size works: {first}at the default {size[0]}x{size[1]}: {_message(exc)}"
+        ) from None
+    return _Probe(net, (), size, measured, 1, True)
+
+
+def introspect(name: str, family: str) -> ModelFacts:
+    """Create ``name`` on the meta device and measure it with probe forwards."""
+    import timm
+
+    try:
+        cfg = dict(timm.models.get_pretrained_cfg(name).to_dict())
+    except Exception:
+        cfg = {}
+    probe = _probe(name, cfg, family)
+    cfg = dict(getattr(probe.net, "pretrained_cfg", None) or cfg)
+    input_size = tuple(int(v) for v in cfg.get("input_size", (3, 224, 224)))
     return ModelFacts(
         name=name,
         family=family,
         timm_version=timm.__version__,
-        feature_class=type(net).__name__,
-        layout=layout,
-        features=tuple(features),
+        feature_class=type(probe.net).__name__,
+        layout=probe.measured.layout,
+        features=probe.measured.features,
         input_size=input_size,
-        fixed_input_size=fixed,
+        fixed_input_size=probe.fixed,
         pixel_mean=tuple(float(v) for v in cfg.get("mean", (0.485, 0.456, 0.406))),
         pixel_std=tuple(float(v) for v in cfg.get("std", (0.229, 0.224, 0.225))),
-        probe_size=size,
+        probe_size=probe.size,
+        create_kwargs=tuple(probe.mode),
+        input_multiple=int(probe.input_multiple),
+        size_slack=int(probe.measured.slack),
+        input_pad=int(probe.input_pad),
+        omitted=probe.measured.omitted,
     )
 
 
@@ -253,9 +458,7 @@ def introspect_all(
         max_workers=workers, max_tasks=200, initializer=_worker_init, initargs=(tuple(imports),), context=context
     )
     try:
-        futures = {
-            pool.schedule(_introspect_task, args=(ref.name, ref.family), timeout=timeout): ref for ref in refs
-        }
+        futures = {pool.schedule(_introspect_task, args=(ref.name, ref.family), timeout=timeout): ref for ref in refs}
         for done, future in enumerate(as_completed(futures), 1):
             ref = futures[future]
             result = _outcome(future, timeout)

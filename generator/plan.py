@@ -263,7 +263,12 @@ def _flatten(value, prefix: str = "") -> Dict[str, object]:
         for i, item in enumerate(value):
             out.update(_flatten(item, f"{prefix}[{i}]"))
         return out
-    return {prefix: list(value) if isinstance(value, tuple) else value}
+    return {prefix: _as_json(value)}
+
+
+def _as_json(value):
+    """Tuples (nested too) as lists: a fresh spec and one read back from JSON compare equal."""
+    return [_as_json(v) for v in value] if isinstance(value, (list, tuple)) else value
 
 
 def spec_changes(old: Optional[Mapping], new: Mapping) -> Dict[str, List[str]]:

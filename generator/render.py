@@ -11,7 +11,7 @@ import math
 import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Dict, Iterable, Mapping, Sequence, Tuple
+from typing import Dict, Iterable, List, Mapping, Sequence, Tuple
 
 import jinja2
 
@@ -28,18 +28,19 @@ __all__ = [
     "template_dir",
 ]
 
-RUNTIME_MODULES = ("__init__", "backbone", "config", "fpn", "registry", "weights")
+RUNTIME_MODULES = ("__init__", "backbone", "config", "fpn", "pyramid", "registry", "weights")
 BASE_CONFIGS = {"fpn": "Base-RCNN-FPN-timm.yaml", "plain": "Base-RCNN-timm.yaml"}
 
 
 def template_dir() -> Path:
-    """The templates, installed as package data (``generator.templates``) or in a checkout."""
-    try:
-        from importlib.resources import files
+    """The templates beside this package in a checkout, else the installed package data
+    (``generator.templates``)."""
+    checkout = Path(__file__).resolve().parent.parent / "templates"
+    if (checkout / "package" / "model.py.j2").is_file():
+        return checkout
+    from importlib.resources import files
 
-        return Path(str(files("generator.templates")))
-    except ModuleNotFoundError:  # running from a checkout that is not installed
-        return Path(__file__).resolve().parent.parent / "templates"
+    return Path(str(files("generator.templates")))
 
 
 _PLAIN_STR = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*\Z")
@@ -126,7 +127,10 @@ def _scaled(values: Sequence[float]) -> Tuple[float, ...]:
 
 
 def _fpn_heads(spec: ModelSpec) -> Dict[str, list]:
-    levels = [spec.feature(name).stride.bit_length() - 1 for name in spec.fpn_in_features]
+    if spec.pyramid == "simple":
+        levels = [2, 3, 4, 5]
+    else:
+        levels = [spec.feature(name).stride.bit_length() - 1 for name in spec.fpn_in_features]
     levels.append(levels[-1] + 1)  # the max-pooled level on top
     return dict(
         rpn_features=[f"p{k}" for k in levels],
@@ -135,15 +139,53 @@ def _fpn_heads(spec: ModelSpec) -> Dict[str, list]:
     )
 
 
+def fpn_note(spec: ModelSpec) -> List[str]:
+    """Which levels the FPN variant reads, and why (comment lines for the YAML seed)."""
+    used = ", ".join(f"{name} (stride {spec.feature(name).stride})" for name in spec.fpn_in_features)
+    left = [name for name in spec.out_features if name not in spec.fpn_in_features]
+    if spec.pyramid == "fpn":
+        lines = [f"detectron2's FPN reads {used}: strides that are powers of two, each twice the previous."]
+        if left:
+            lines.append(f"Left out: {', '.join(left)}, whose strides do not continue that chain.")
+        return lines
+    strides = sorted({f.stride for f in spec.features})
+    why = "every level has the same stride" if len(strides) == 1 else "no two levels form a chain of powers of two"
+    return [
+        f"A simple feature pyramid (ViTDet style) reads {used}, since {why}:",
+        "it resamples that map to p2..p5 (strides 4, 8, 16, 32) and max-pools p6 (64).",
+    ]
+
+
+def config_keys(spec: ModelSpec) -> List[str]:
+    """How the YAML names the default outputs in ``OUT_FEATURES``: by timm module, as
+    the earlier wrappers did, unless a module holds several levels (coat's
+    ``parallel_blocks``, crossvit's two branches); then by feature name."""
+    modules = [f.module for f in spec.features]
+    return [
+        spec.feature(name).module if modules.count(spec.feature(name).module) == 1 else name
+        for name in spec.out_features
+    ]
+
+
+def fixed_input_limit(spec: ModelSpec) -> int:
+    """The largest image side a fixed-size model takes once detectron2 pads the batch to
+    the size divisibility: the input size rounded down to a multiple of it."""
+    side = min(spec.facts.input_size[1:])
+    return side // spec.size_divisibility * spec.size_divisibility
+
+
 def render_seeds(spec: ModelSpec) -> Dict[str, str]:
     """The two user-owned YAML seeds of a model: ``<family>/<model>.yaml`` and ``_fpn.yaml``."""
     builder, fpn_builder = builder_names(spec.name)
     common = dict(
         spec=spec,
         out_features=[spec.feature(name) for name in spec.out_features],
+        out_keys=config_keys(spec),
         pixel_mean=_scaled(spec.facts.pixel_mean),
         pixel_std=_scaled(spec.facts.pixel_std),
         head_feature=spec.out_features[-1],
+        fpn_note=fpn_note(spec),
+        fixed_limit=fixed_input_limit(spec),
     )
     plain = _render("configs/model.yaml.j2", fpn=False, builder=builder, base=BASE_CONFIGS["plain"], **common)
     fpn = _render(
@@ -174,8 +216,15 @@ def render_package(package: str, specs: Iterable[ModelSpec]) -> Dict[str, str]:
 
 def render_support(specs: Iterable[ModelSpec], excluded: Mapping[str, Tuple[str, str]]) -> str:
     """``SUPPORT.md``: one row per architecture, generated or not."""
+    specs = sorted(specs, key=lambda s: s.name)
+    counts: Dict[str, List[int]] = {}
+    for spec in specs:
+        counts.setdefault(spec.family, [0, 0])[0] += 1
+    for family, _ in excluded.values():
+        counts.setdefault(family, [0, 0])[1] += 1
     return _render(
         "package/SUPPORT.md.j2",
-        specs=sorted(specs, key=lambda s: s.name),
+        specs=specs,
         excluded=sorted(excluded.items()),
+        families=sorted((family, tuple(pair)) for family, pair in counts.items()),
     )

@@ -34,7 +34,7 @@ __all__ = [
 
 #: Bumped whenever introspection records something new or measures differently: cached
 #: facts from an older schema are re-introspected.
-FACTS_SCHEMA = 1
+FACTS_SCHEMA = 2
 
 LAYOUTS = ("NCHW", "NHWC")
 
@@ -62,14 +62,15 @@ class FeatureFacts:
 
     index: int  # position in timm's feature_info: the ``out_indices`` entry
     module: str  # timm's module name for the level (``layer1``, ``stages.0``)
-    path: str  # where that module sits inside the features_only model
+    path: str  # where that module sits inside the features_only model ("": nowhere)
     channels: int
     reduction: int  # timm's nominal reduction
     stride: int  # measured by the probe forward
 
     def __post_init__(self) -> None:
         check_module_path(self.module)
-        check_module_path(self.path)
+        if self.path:
+            check_module_path(self.path)
         for field in ("index", "channels", "reduction", "stride"):
             value = getattr(self, field)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
@@ -93,6 +94,21 @@ class ModelFacts:
     pixel_mean: Tuple[float, float, float]  # 0..1 scale, RGB
     pixel_std: Tuple[float, float, float]
     probe_size: Tuple[int, int]  # (H, W) of the probe forward that measured the strides
+    #: timm.create_model arguments that make the model take non-square, detector-sized
+    #: inputs (``dynamic_img_size``, ``dynamic_img_pad``); empty for most CNNs.
+    create_kwargs: Tuple[Tuple[str, bool], ...] = ()
+    #: Input height and width must be multiples of this (1: the model pads itself).
+    input_multiple: int = 1
+    #: 0: every map is exactly ceil(input / stride); 1: timm's own padding makes some
+    #: maps one row or column smaller or larger.
+    size_slack: int = 0
+    #: Pixels added at the bottom and right of every input, the maps then cropped to
+    #: ceil(input / stride): for models whose unpadded convolutions shrink the maps
+    #: (inception); 0 for most.
+    input_pad: int = 0
+    #: timm feature modules left out because they have no fixed stride (a branch that
+    #: resamples its input inside the model, as crossvit's second branch does).
+    omitted: Tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         check_identifier(self.name)
@@ -106,6 +122,18 @@ class ModelFacts:
             raise SpecError(f"{self.name}: input_size, pixel_mean and pixel_std need 3 values")
         if any(not math.isfinite(v) for v in self.pixel_mean + self.pixel_std) or min(self.pixel_std) <= 0:
             raise SpecError(f"{self.name}: pixel statistics must be finite, std positive")
+        for key, value in self.create_kwargs:
+            check_identifier(key, "create_model argument")
+            if not isinstance(value, bool):
+                raise SpecError(f"{self.name}: create_model argument {key} must be a bool, got {value!r}")
+        if self.size_slack not in (0, 1):
+            raise SpecError(f"{self.name}: size_slack must be 0 or 1, got {self.size_slack!r}")
+        if not isinstance(self.input_pad, int) or self.input_pad < 0:
+            raise SpecError(f"{self.name}: input_pad must be an int >= 0, got {self.input_pad!r}")
+        for module in self.omitted:
+            check_module_path(module)
+        if not isinstance(self.input_multiple, int) or self.input_multiple < 1:
+            raise SpecError(f"{self.name}: input_multiple must be a positive int, got {self.input_multiple!r}")
 
     def to_dict(self) -> Dict[str, Any]:
         return dataclasses.asdict(self)
@@ -113,8 +141,11 @@ class ModelFacts:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "ModelFacts":
         fields = {f.name for f in dataclasses.fields(cls)}
+        # Fields with a default may be absent: their default is what introspection
+        # recorded before they existed.
+        optional = {f.name for f in dataclasses.fields(cls) if f.default is not dataclasses.MISSING}
         unknown = sorted(set(data) - fields)
-        missing = sorted(fields - set(data))
+        missing = sorted(fields - set(data) - optional)
         if unknown or missing:
             raise SpecError(f"facts for {data.get('name')!r}: unknown keys {unknown}, missing keys {missing}")
         return cls(
@@ -129,6 +160,11 @@ class ModelFacts:
             pixel_mean=tuple(float(v) for v in data["pixel_mean"]),
             pixel_std=tuple(float(v) for v in data["pixel_std"]),
             probe_size=tuple(int(v) for v in data["probe_size"]),
+            create_kwargs=tuple((str(k), bool(v)) for k, v in data.get("create_kwargs", ())),
+            input_multiple=int(data.get("input_multiple", 1)),
+            size_slack=int(data.get("size_slack", 0)),
+            input_pad=int(data.get("input_pad", 0)),
+            omitted=tuple(str(m) for m in data.get("omitted", ())),
         )
 
 
@@ -152,6 +188,7 @@ class ModelSpec:
     features: Tuple[FeatureSpec, ...]
     out_features: Tuple[str, ...]  # default outputs of the plain backbone
     fpn_in_features: Tuple[str, ...]  # the levels the FPN variant reads
+    pyramid: str  # "fpn" (detectron2's FPN) or "simple" (ViTDet-style, from one level)
     size_divisibility: int
     naming: str  # how features are named, for the YAML comment
 
@@ -218,9 +255,10 @@ def make_spec(facts: ModelFacts, out_features: Optional[Tuple[str, ...]] = None)
         for n, f in zip(names, ordered)
     )
     by_name = {f.name: f for f in features}
+    single_scale = len({f.stride for f in features}) == 1
     if out_features is None:
         coarse = tuple(f.name for f in features if f.stride >= MIN_DEFAULT_STRIDE)
-        out_features = coarse or (features[-1].name,)
+        out_features = (features[-1].name,) if single_scale or not coarse else coarse
     else:
         unknown = [name for name in out_features if name not in by_name]
         if unknown:
@@ -229,12 +267,10 @@ def make_spec(facts: ModelFacts, out_features: Optional[Tuple[str, ...]] = None)
         out_features = tuple(f.name for f in features if f.name in wanted)  # finest first
     strides = tuple(by_name[name].stride for name in out_features)
     fpn = _fpn_levels(tuple(out_features), strides)
-    if not fpn:
-        raise SpecError(
-            f"{facts.name}: no feature level has a power-of-two stride for FPN "
-            f"(strides {[f.stride for f in features]})"
-        )
-    divisibility = 1
+    pyramid = "fpn" if len(fpn) >= 2 else "simple"
+    if pyramid == "simple":
+        fpn = (out_features[-1],)
+    divisibility = facts.input_multiple
     for stride in strides:
         divisibility = divisibility * stride // math.gcd(divisibility, stride)
     return ModelSpec(
@@ -242,6 +278,7 @@ def make_spec(facts: ModelFacts, out_features: Optional[Tuple[str, ...]] = None)
         features=features,
         out_features=tuple(out_features),
         fpn_in_features=fpn,
+        pyramid=pyramid,
         size_divisibility=divisibility,
         naming=naming,
     )

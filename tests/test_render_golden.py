@@ -50,7 +50,9 @@ def test_golden_file_set(rendered, expected):
 
 @pytest.mark.parametrize("path", EXPECTED_PATHS)
 def test_golden(path, rendered, expected):
-    assert rendered.get(path) == expected[path], f"{path} differs from its golden: run `make goldens` and review the diff"
+    assert (
+        rendered.get(path) == expected[path]
+    ), f"{path} differs from its golden: run `make goldens` and review the diff"
 
 
 def test_render_model_is_what_the_package_holds():
@@ -103,7 +105,7 @@ YAML_FACTS = {
         rpn=["p2", "p3", "p4", "p5", "p6"],
         anchors=[[32], [64], [128], [256], [512]],
         pixel=PIXEL_IMAGENET,
-        fixed=True,
+        fixed=False,
     ),
     "levit/toy_levit": dict(
         modules=["stages.0", "stages.1", "stages.2"],
@@ -117,15 +119,39 @@ YAML_FACTS = {
         fixed=False,
     ),
     "vision_transformer/toy_vit": dict(
-        modules=["blocks.9", "blocks.10", "blocks.11"],
-        names=["stage9", "stage10", "stage11"],
-        strides=[16, 16, 16],
-        channels=[768, 768, 768],
+        modules=["blocks.11"],  # single-scale: the last block, as in ViTDet
+        names=["stage11"],
+        strides=[16],
+        channels=[768],
         fpn=["stage11"],
-        rpn=["p4", "p5"],
-        anchors=[[128], [256]],
+        rpn=["p2", "p3", "p4", "p5", "p6"],  # the simple feature pyramid
+        anchors=[[32], [64], [128], [256], [512]],
         pixel=PIXEL_CLIP,
+        fixed=False,
+    ),
+    "pit/toy_pit": dict(
+        modules=["transformers.0", "transformers.1", "transformers.2"],
+        names=["res3", "res4", "res5"],
+        strides=[8, 16, 32],
+        channels=[64, 128, 256],
+        fpn=["res3", "res4", "res5"],
+        rpn=["p3", "p4", "p5", "p6"],
+        anchors=[[64], [128], [256], [512]],
+        pixel=PIXEL_IMAGENET,
         fixed=True,
+        limit=224,
+    ),
+    "crossvit/toy_crossvit": dict(
+        modules=["blocks.2"],
+        names=["stage2"],
+        strides=[12],
+        channels=[96],
+        fpn=["stage2"],
+        rpn=["p2", "p3", "p4", "p5", "p6"],
+        anchors=[[32], [64], [128], [256], [512]],
+        pixel=PIXEL_IMAGENET,
+        fixed=True,
+        limit=240,
     ),
 }
 
@@ -150,7 +176,11 @@ def test_seed_backbone_keys(rendered, stem, fpn):
     assert config["REMOVE_LAYERS"] == []
     assert seed["MODEL"]["PIXEL_MEAN"] == facts["pixel"][0]
     assert seed["MODEL"]["PIXEL_STD"] == facts["pixel"][1]
-    assert seed["INPUT"] == {"FORMAT": "RGB", "FIXED_INPUT_SIZE": facts["fixed"]}
+    expected_input = {"FORMAT": "RGB", "FIXED_INPUT_SIZE": facts["fixed"]}
+    if facts["fixed"]:  # sizes that fit the fixed input once padded to the divisibility
+        limit = facts["limit"]
+        expected_input.update(MIN_SIZE_TRAIN=[limit], MAX_SIZE_TRAIN=limit, MIN_SIZE_TEST=limit, MAX_SIZE_TEST=limit)
+    assert seed["INPUT"] == expected_input
 
 
 @pytest.mark.parametrize("stem", sorted(YAML_FACTS))
@@ -216,7 +246,9 @@ def _class_constants(source: str) -> dict:
 def _functions(source: str) -> dict:
     tree = ast.parse(source)
     return {
-        node.name: [ast.unparse(d) for d in node.decorator_list] for node in tree.body if isinstance(node, ast.FunctionDef)
+        node.name: [ast.unparse(d) for d in node.decorator_list]
+        for node in tree.body
+        if isinstance(node, ast.FunctionDef)
     }
 
 
@@ -248,21 +280,36 @@ def test_resnet_like_module(rendered):
 
 
 @pytest.mark.parametrize(
-    "path, layout, fixed, divisibility, out, fpn",
+    "path, layout, fixed, divisibility, features, out, fpn, extra",
     [
-        ("swin_transformer/toy_swin.py", "NHWC", True, 32, ("res2", "res3", "res4", "res5"), ("res2", "res3", "res4", "res5")),
-        ("levit/toy_levit.py", "NCHW", False, 64, ("res4", "res5", "res6"), ("res4", "res5", "res6")),
-        ("vision_transformer/toy_vit.py", "NCHW", True, 16, ("stage9", "stage10", "stage11"), ("stage11",)),
+        (
+            "swin_transformer/toy_swin.py", "NHWC", False, 32, ("res2", "res3", "res4", "res5"),
+            ("res2", "res3", "res4", "res5"), ("res2", "res3", "res4", "res5"),
+            {"CREATE_KWARGS": {"dynamic_img_size": True}},
+        ),
+        ("levit/toy_levit.py", "NCHW", False, 64, ("res4", "res5", "res6"), ("res4", "res5", "res6"), ("res4", "res5", "res6"), {}),
+        (
+            "vision_transformer/toy_vit.py", "NCHW", False, 16, ("stage9", "stage10", "stage11"), ("stage11",), ("stage11",),
+            {"CREATE_KWARGS": {"dynamic_img_pad": True, "dynamic_img_size": True}},
+        ),
+        ("pit/toy_pit.py", "NCHW", True, 32, ("res3", "res4", "res5"), ("res3", "res4", "res5"), ("res3", "res4", "res5"), {"SIZE_SLACK": 1}),
+        ("crossvit/toy_crossvit.py", "NCHW", True, 12, ("stage0", "stage1", "stage2"), ("stage2",), ("stage2",), {}),
+        (
+            "inception_v3/toy_inception.py", "NCHW", False, 32, ("res1", "res2", "res3", "res4", "res5"),
+            ("res2", "res3", "res4", "res5"), ("res2", "res3", "res4", "res5"), {"INPUT_PAD": 64},
+        ),
     ],
-)
-def test_other_modules(rendered, path, layout, fixed, divisibility, out, fpn):
+)  # fmt: skip
+def test_other_modules(rendered, path, layout, fixed, divisibility, features, out, fpn, extra):
     constants = _class_constants(rendered[f"{PACKAGE}/{path}"])
     assert constants["LAYOUT"] == layout
     assert constants["FIXED_INPUT_SIZE"] is fixed
     assert constants["SIZE_DIVISIBILITY"] == divisibility
     assert constants["OUT_FEATURES"] == out
     assert constants["FPN_IN_FEATURES"] == fpn
-    assert [f["name"] for f in constants["FEATURES"]] == list(out)
+    assert [f["name"] for f in constants["FEATURES"]] == list(features)
+    for key in ("CREATE_KWARGS", "SIZE_SLACK", "INPUT_PAD"):
+        assert constants.get(key) == extra.get(key), key
 
 
 def test_swin_like_paths_and_docstring(rendered):
@@ -287,14 +334,22 @@ def test_package_init_maps_models_and_classes(rendered):
         }
     )
     assert values["MODELS"] == {
+        "toy_crossvit": "crossvit.toy_crossvit",
+        "toy_inception": "inception_v3.toy_inception",
         "toy_levit": "levit.toy_levit",
+        "toy_pit": "pit.toy_pit",
         "toy_resnet": "resnet.toy_resnet",
+        "toy_sequencer": "sequencer.toy_sequencer",
         "toy_swin": "swin_transformer.toy_swin",
         "toy_vit": "vision_transformer.toy_vit",
     }
     assert values["CLASSES"] == {
+        "ToyCrossvitBackbone": "toy_crossvit",
+        "ToyInceptionBackbone": "toy_inception",
         "ToyLevitBackbone": "toy_levit",
+        "ToyPitBackbone": "toy_pit",
         "ToyResnetBackbone": "toy_resnet",
+        "ToySequencerBackbone": "toy_sequencer",
         "ToySwinBackbone": "toy_swin",
         "ToyVitBackbone": "toy_vit",
     }
@@ -308,7 +363,17 @@ def _table_rows(markdown: str):
 
 def test_support_matrix(rendered):
     rows = {row[0].strip("`"): row for row in _table_rows(rendered[f"{PACKAGE}/SUPPORT.md"])}
-    assert list(rows) == ["toy_levit", "toy_resnet", "toy_swin", "toy_vit", "toy_nasnet", "toy_sequencer"]
+    assert list(rows) == [
+        "toy_crossvit",
+        "toy_inception",
+        "toy_levit",
+        "toy_pit",
+        "toy_resnet",
+        "toy_sequencer",
+        "toy_swin",
+        "toy_vit",
+        "toy_nasnet",
+    ]
     assert all(len(row) == 7 for row in rows.values())  # an escaped "|" does not add a column
     assert rows["toy_resnet"][1:] == [
         "resnet",
@@ -316,13 +381,15 @@ def test_support_matrix(rendered):
         "res2 256@4, res3 512@8, res4 1024@16, res5 2048@32",
         "NCHW",
         "multiple of 32",
-        "res2, res3, res4, res5",
+        "FPN over res2, res3, res4, res5",
     ]
-    assert rows["toy_swin"][4:6] == ["NHWC -> NCHW", "fixed 224x224"]
-    assert rows["toy_levit"][5:] == ["multiple of 64", "res4, res5, res6"]
-    assert rows["toy_vit"][6] == "stage11"
+    assert rows["toy_swin"][4:6] == ["NHWC -> NCHW", "multiple of 32 (dynamic_img_size)"]
+    assert rows["toy_levit"][5:] == ["multiple of 64", "FPN over res4, res5, res6"]
+    assert rows["toy_vit"][5:] == ["multiple of 16 (dynamic_img_pad, dynamic_img_size)", "simple pyramid from stage11"]
+    assert rows["toy_pit"][5] == "padded to 224x224 (fixed size)"
+    assert rows["toy_inception"][5] == "multiple of 32 (padded by 64, cropped)"
+    assert rows["toy_sequencer"][2] == "generated" and rows["toy_sequencer"][6] == "simple pyramid from stage2"
     assert rows["toy_nasnet"][2] == "not generated" and "cell_stem_0\\|cell_0" in rows["toy_nasnet"][3]
-    assert rows["toy_sequencer"][2] == "not generated" and "power-of-two" in rows["toy_sequencer"][3]
 
 
 # ----------------------------------------------------------- the renderer's safety net
@@ -363,7 +430,9 @@ def test_py_literal(value, literal):
     assert py_literal(value) == literal
 
 
-@pytest.mark.parametrize("value, error", [(float("nan"), ValueError), (float("inf"), ValueError), (object(), TypeError)])
+@pytest.mark.parametrize(
+    "value, error", [(float("nan"), ValueError), (float("inf"), ValueError), (object(), TypeError)]
+)
 def test_py_literal_refuses(value, error):
     with pytest.raises(error):
         py_literal(value)

@@ -175,18 +175,62 @@ def test_single_scale_vit_policy():
     spec = make_spec(golden_facts("vit_like"))
     # Three levels at stride 16 are not distinct: named after timm's feature index.
     assert [f.name for f in spec.features] == ["stage9", "stage10", "stage11"]
-    assert spec.out_features == ("stage9", "stage10", "stage11")
-    # No doubling chain: FPN over the last level only.
+    # Single-scale: the last block is the default output (ViTDet), and the FPN variant is
+    # the simple feature pyramid over it.
+    assert spec.out_features == ("stage11",)
     assert spec.fpn_in_features == ("stage11",)
+    assert spec.pyramid == "simple"
     assert spec.size_divisibility == 16
     assert spec.naming.startswith("stage<i>")
 
 
-def test_strides_that_are_no_power_of_two_cannot_feed_an_fpn():
-    with pytest.raises(SpecError, match=r"no feature level has a power-of-two stride.*\[7, 14, 28\]"):
-        make_spec(golden_facts("sequencer_like"))
-    with pytest.raises(SpecError, match="power-of-two"):
-        make_spec(strided(14, 14, 14))  # a patch-14 ViT
+def test_strides_without_a_power_of_two_chain_get_the_simple_pyramid():
+    spec = make_spec(golden_facts("sequencer_like"))  # strides 7, 14, 28
+    assert spec.out_features == ("stage0", "stage1", "stage2")
+    assert (spec.pyramid, spec.fpn_in_features) == ("simple", ("stage2",))
+    assert spec.size_divisibility == 28
+    spec = make_spec(strided(14, 14, 14))  # a patch-14 ViT
+    assert (spec.out_features, spec.pyramid, spec.fpn_in_features) == (("stage2",), "simple", ("stage2",))
+    spec = make_spec(strided(8, 32))  # powers of two, but not doubling: no chain of two
+    assert (spec.pyramid, spec.fpn_in_features) == ("simple", ("res5",))
+
+
+def test_the_input_multiple_joins_the_divisibility():
+    spec = make_spec(facts_with("swin_like", input_multiple=224))  # maxvit-like window grid
+    assert spec.size_divisibility == 224
+    spec = make_spec(facts_with("vit_like", input_multiple=1))
+    assert spec.size_divisibility == 16
+
+
+def test_facts_recorded_before_optional_fields_existed_load_with_their_defaults():
+    data = golden_facts("resnet_like").to_dict()
+    for key in ("create_kwargs", "input_multiple", "size_slack", "input_pad", "omitted"):
+        data.pop(key)
+    facts = ModelFacts.from_dict(data)
+    assert (facts.create_kwargs, facts.input_multiple, facts.size_slack, facts.input_pad, facts.omitted) == (
+        (),
+        1,
+        0,
+        0,
+        (),
+    )
+    with pytest.raises(SpecError, match="missing keys"):
+        ModelFacts.from_dict({k: v for k, v in data.items() if k != "layout"})
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        (dict(input_pad=-1), "input_pad"),
+        (dict(size_slack=2), "size_slack"),
+        (dict(input_multiple=0), "input_multiple"),
+        (dict(omitted=("blocks.3; import os",)), "module path"),
+        (dict(create_kwargs=(("dynamic_img_size", "yes"),)), "must be a bool"),
+    ],
+)
+def test_bad_new_fields_are_refused(changes, message):
+    with pytest.raises((SpecError, ValueError), match=message):
+        facts_with("resnet_like", **changes)
 
 
 def test_mixed_strides_use_stage_names_and_the_power_of_two_chain():
@@ -278,32 +322,37 @@ def _is_pow2(value: int) -> bool:
 @settings(max_examples=300, deadline=None, derandomize=True)
 @given(_increasing_strides)
 def test_policy_invariants(strides):
-    facts = strided(*strides)
-    if not any(_is_pow2(s) for s in strides if s >= 4) and not (all(s < 4 for s in strides) and _is_pow2(strides[-1])):
-        with pytest.raises(SpecError):
-            make_spec(facts)
-        return
-    spec = make_spec(facts)
+    spec = make_spec(strided(*strides))
     by_name = {f.name: f for f in spec.features}
     # naming: res<log2 stride> exactly when the strides are distinct powers of two
     distinct_pow2 = len(set(strides)) == len(strides) and all(_is_pow2(s) for s in strides)
     expected_names = [f"res{s.bit_length() - 1}" if distinct_pow2 else f"stage{i}" for i, s in enumerate(strides)]
     assert [f.name for f in spec.features] == expected_names
-    # default outputs: every level at stride >= 4, else the last level
+    # default outputs: the last level of a single-scale model, else every level at
+    # stride >= 4, else the last level
     coarse = [n for n, s in zip(expected_names, strides) if s >= 4]
-    assert list(spec.out_features) == (coarse or [expected_names[-1]])
-    # FPN: powers of two, each twice the previous, ending at the coarsest power-of-two
-    # output, and as long as possible
-    chain = [by_name[n].stride for n in spec.fpn_in_features]
-    assert chain and all(_is_pow2(s) for s in chain)
-    assert all(b == 2 * a for a, b in zip(chain, chain[1:]))
+    single_scale = len(set(strides)) == 1
+    assert list(spec.out_features) == ([expected_names[-1]] if single_scale or not coarse else coarse)
     outs = [by_name[n].stride for n in spec.out_features]
-    assert chain[-1] == max(s for s in outs if _is_pow2(s))
-    # a contiguous run of the outputs that cannot be extended downwards
-    first = spec.out_features.index(spec.fpn_in_features[0])
-    assert list(spec.out_features[first : first + len(chain)]) == list(spec.fpn_in_features)
-    if first > 0:
-        below = outs[first - 1]
-        assert not (_is_pow2(below) and 2 * below == chain[0])
+    chain = [by_name[n].stride for n in spec.fpn_in_features]
+    if spec.pyramid == "simple":
+        # the coarsest power-of-two output (if any) has no output at half its stride
+        # just below it: no chain of two levels for detectron2's FPN
+        assert spec.fpn_in_features == (spec.out_features[-1],)
+        powers = [i for i, s in enumerate(outs) if _is_pow2(s)]
+        if powers and powers[-1] > 0:
+            assert outs[powers[-1] - 1] * 2 != outs[powers[-1]]
+    else:
+        # FPN: powers of two, each twice the previous, ending at the coarsest
+        # power-of-two output, and as long as possible
+        assert spec.pyramid == "fpn" and len(chain) >= 2
+        assert all(_is_pow2(s) for s in chain)
+        assert all(b == 2 * a for a, b in zip(chain, chain[1:]))
+        assert chain[-1] == max(s for s in outs if _is_pow2(s))
+        first = spec.out_features.index(spec.fpn_in_features[0])
+        assert list(spec.out_features[first : first + len(chain)]) == list(spec.fpn_in_features)
+        if first > 0:
+            below = outs[first - 1]
+            assert not (_is_pow2(below) and 2 * below == chain[0])
     # inputs: multiples of every output stride, and the smallest such
     assert spec.size_divisibility == math.lcm(*outs)

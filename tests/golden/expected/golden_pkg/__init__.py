@@ -8,7 +8,7 @@ detectron2's ``BACKBONE_REGISTRY``::
     from golden_pkg import ensure_registered
     ensure_registered(cfg)  # imports the module behind cfg.MODEL.BACKBONE.NAME
 
-4 models; MANIFEST.json lists every file, spec and exclusion.
+8 models; MANIFEST.json lists every file, spec and exclusion.
 """
 
 import importlib
@@ -20,8 +20,12 @@ __all__ = ["MODELS", "BUILDERS", "add_timm_config", "ensure_registered", "model_
 
 #: timm architecture -> its generated module, relative to this package.
 MODELS: Dict[str, str] = {
+    "toy_crossvit": "crossvit.toy_crossvit",
+    "toy_inception": "inception_v3.toy_inception",
     "toy_levit": "levit.toy_levit",
+    "toy_pit": "pit.toy_pit",
     "toy_resnet": "resnet.toy_resnet",
+    "toy_sequencer": "sequencer.toy_sequencer",
     "toy_swin": "swin_transformer.toy_swin",
     "toy_vit": "vision_transformer.toy_vit",
 }
@@ -32,8 +36,12 @@ for _model in MODELS:
     BUILDERS[f"build_{_model}_backbone"] = _model
     BUILDERS[f"build_{_model}_fpn_backbone"] = _model
 CLASSES: Dict[str, str] = {
+    "ToyCrossvitBackbone": "toy_crossvit",
+    "ToyInceptionBackbone": "toy_inception",
     "ToyLevitBackbone": "toy_levit",
+    "ToyPitBackbone": "toy_pit",
     "ToyResnetBackbone": "toy_resnet",
+    "ToySequencerBackbone": "toy_sequencer",
     "ToySwinBackbone": "toy_swin",
     "ToyVitBackbone": "toy_vit",
 }
