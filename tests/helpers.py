@@ -8,6 +8,8 @@ per test session, across pytest-xdist workers, by :func:`shared_dir`.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import os
 import shutil
@@ -52,7 +54,9 @@ def subprocess_env(**extra: str) -> Dict[str, str]:
     return env
 
 
-def cli_subprocess(*args: str, cwd: Optional[Path] = None, timeout: float = 600, **env: str) -> subprocess.CompletedProcess:
+def cli_subprocess(
+    *args: str, cwd: Optional[Path] = None, timeout: float = 600, **env: str
+) -> subprocess.CompletedProcess:
     """Run the real ``d2timm-gen ARGS`` in a fresh process (``env`` adds variables)."""
     return subprocess.run(
         console_script() + [str(a) for a in args],
@@ -67,7 +71,12 @@ def cli_subprocess(*args: str, cwd: Optional[Path] = None, timeout: float = 600,
 def python_subprocess(code: str, timeout: float = 300) -> subprocess.CompletedProcess:
     """Run ``python -c CODE`` from the repository root with this interpreter."""
     return subprocess.run(
-        [sys.executable, "-c", code], cwd=str(ROOT), env=subprocess_env(), capture_output=True, text=True, timeout=timeout
+        [sys.executable, "-c", code],
+        cwd=str(ROOT),
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 
@@ -172,9 +181,11 @@ def facts_with(stem: str = "resnet_like", **changes):
     features = changes.pop("features", None)
     if features is not None:
         changes["features"] = tuple(
-            f
-            if isinstance(f, FeatureFacts)
-            else FeatureFacts(index=i, module=f[0], path=f[0], channels=f[1], reduction=f[2], stride=f[2])
+            (
+                f
+                if isinstance(f, FeatureFacts)
+                else FeatureFacts(index=i, module=f[0], path=f[0], channels=f[1], reduction=f[2], stride=f[2])
+            )
             for i, f in enumerate(features)
         )
     return dataclasses.replace(facts, **changes)
@@ -188,12 +199,16 @@ def strided(*strides: int):
 # ------------------------------------------------------------------------- detectron2
 
 
-def model_config(model: str, family: str, fpn: bool = True, overrides: Sequence = (), root: Path = ROOT):
+def model_config(
+    model: str, family: str, fpn: bool = True, overrides: Sequence = (), root: Path = ROOT, package: str = "generated"
+):
     """A detectron2 config from the emitted YAML seed of ``model``, registered and
     extended with the generated keys (the way users load it)."""
-    import generated
+    import importlib
+
     from detectron2.config import get_cfg
 
+    generated = importlib.import_module(package)
     cfg = get_cfg()
     generated.add_timm_config(cfg)
     cfg.merge_from_file(str(Path(root) / "configs" / family / f"{model}{'_fpn' if fpn else ''}.yaml"))
@@ -216,3 +231,130 @@ def build_backbone(cfg, device: Optional[str] = None):
 
 def ceil_div(a: int, b: int) -> int:
     return -(-a // b)
+
+
+# ---------------------------------------------------------------------- the catalog probe
+
+#: Preferred probe sizes (H, W): non-square both ways, and small, since a meta forward
+#: costs per operator except where a model loops over rows or columns (sequencer's LSTMs).
+PROBE_SIZES = ((96, 160), (160, 128))
+FPN_CHANNELS = 256
+
+
+def probe_sizes(cls) -> Tuple[Tuple[int, int], Tuple[int, int]]:
+    """Two non-square input sizes the generated class accepts: multiples of its size
+    divisibility near :data:`PROBE_SIZES`, or for a fixed-size model sizes that fit its
+    input size once detectron2 pads the batch to the divisibility."""
+    step = cls.SIZE_DIVISIBILITY
+    if cls.FIXED_INPUT_SIZE:
+        limit = min(cls.INPUT_SIZE) // step * step
+        small = max(step, limit - step)
+        return (limit, small), (small, limit)
+    sizes = []
+    for h, w in PROBE_SIZES:
+        h, w = ceil_div(h, step) * step, ceil_div(w, step) * step
+        sizes.append((h, w + step if h == w else w))
+    return tuple(sizes)
+
+
+#: In-place tensor methods that weight initialisers use. On the meta device they change
+#: nothing (there are no values) but each costs a Python-level meta kernel call.
+_INIT_METHODS = (
+    "add_", "clamp_", "copy_", "div_", "erfinv_", "exponential_", "fill_", "mul_", "normal_", "sub_",
+    "uniform_", "zero_",
+)  # fmt: skip
+
+
+@contextlib.contextmanager
+def skip_meta_init():
+    """Skip in-place initialisation of meta tensors while a model is built (about four
+    times faster construction); other tensors are initialised as usual."""
+    import torch
+
+    saved = {name: getattr(torch.Tensor, name) for name in _INIT_METHODS}
+
+    def skipping(method):
+        @functools.wraps(method)
+        def call(self, *args, **kwargs):
+            return self if self.is_meta else method(self, *args, **kwargs)
+
+        return call
+
+    for name, method in saved.items():
+        setattr(torch.Tensor, name, skipping(method))
+    try:
+        yield
+    finally:
+        for name, method in saved.items():
+            setattr(torch.Tensor, name, method)
+
+
+def probe_catalog_model(model: str, family: str, root: Path = ROOT, package: str = "generated") -> None:
+    """Build ``model``'s FPN backbone through detectron2's registry from its emitted
+    ``_fpn.yaml`` on the meta device and check, at two non-square sizes, that the FPN and
+    its plain bottom-up return exactly the declared maps (NCHW, channels, and spatial
+    size ceil(input / stride)); check that the plain seed builds the same bottom-up."""
+    from detectron2.modeling import BACKBONE_REGISTRY
+
+    cfg = model_config(model, family, root=root, package=package)
+    with skip_meta_init():
+        fpn = build_backbone(cfg, device="meta").eval()
+    plain, cls = fpn.bottom_up, type(fpn.bottom_up)
+    assert cls.TIMM_MODEL == model
+    # declared: the FPN levels the heads read, and the plain outputs the class states
+    shapes = fpn.output_shape()
+    assert list(shapes) == list(cfg.MODEL.RPN.IN_FEATURES)
+    assert list(cfg.MODEL.ROI_HEADS.IN_FEATURES) == list(shapes)[:-1]
+    expected_fpn = {name: 2 ** int(name[1:]) for name in cfg.MODEL.RPN.IN_FEATURES}
+    assert {n: (s.channels, s.stride) for n, s in shapes.items()} == {
+        n: (FPN_CHANNELS, stride) for n, stride in expected_fpn.items()
+    }
+    features = {f.name: f for f in cls.FEATURES}
+    expected_plain = {n: (features[n].channels, features[n].stride) for n in cls.OUT_FEATURES}
+    assert plain._out_features == list(cls.OUT_FEATURES)
+    assert {n: (s.channels, s.stride) for n, s in plain.output_shape().items()} == expected_plain
+    config = cfg.MODEL.BACKBONE.CONFIG
+    assert list(config.REMAPS) == list(cls.OUT_FEATURES)
+    modules = [f.module for f in cls.FEATURES]  # by timm module, unless one holds several levels
+    assert list(config.OUT_FEATURES) == [
+        features[n].module if modules.count(features[n].module) == 1 else n for n in cls.OUT_FEATURES
+    ]
+    assert list(config.STRIDES) == [features[n].stride for n in cls.OUT_FEATURES]
+    assert list(config.CHANNELS) == [features[n].channels for n in cls.OUT_FEATURES]
+    assert list(cfg.MODEL.FPN.IN_FEATURES) == list(cls.FPN_IN_FEATURES)
+    assert plain.size_divisibility == cls.SIZE_DIVISIBILITY or cls.SIZE_DIVISIBILITY % plain.size_divisibility == 0
+    # the plain seed: its own registered builder, the same backbone CONFIG and input rule
+    plain_cfg = model_config(model, family, fpn=False, root=root, package=package)
+    assert plain_cfg.MODEL.BACKBONE.NAME == f"build_{model}_backbone"
+    assert plain_cfg.MODEL.BACKBONE.NAME in BACKBONE_REGISTRY
+    assert plain_cfg.MODEL.BACKBONE.CONFIG == config
+    assert plain_cfg.INPUT == cfg.INPUT
+    assert list(plain_cfg.MODEL.RPN.IN_FEATURES) == [cls.OUT_FEATURES[-1]]
+    # forwards: the FPN, and the bottom-up inside it (the plain backbone) through a hook
+    captured = {}
+    handle = plain.register_forward_hook(lambda module, args, output: captured.update(output))
+    try:
+        for h, w in probe_sizes(cls):
+            with torch_no_grad():
+                maps = fpn(_meta_input(h, w))
+            assert {n: tuple(t.shape) for n, t in maps.items()} == {
+                n: (1, FPN_CHANNELS, ceil_div(h, s), ceil_div(w, s)) for n, s in expected_fpn.items()
+            }, f"{model}: FPN outputs at {h}x{w}"
+            assert {n: tuple(t.shape) for n, t in captured.items()} == {
+                n: (1, c, ceil_div(h, s), ceil_div(w, s)) for n, (c, s) in expected_plain.items()
+            }, f"{model}: plain outputs at {h}x{w}"
+            assert all(t.is_contiguous() or t.dim() == 4 for t in captured.values())
+    finally:
+        handle.remove()
+
+
+def torch_no_grad():
+    import torch
+
+    return torch.no_grad()
+
+
+def _meta_input(h: int, w: int):
+    import torch
+
+    return torch.empty(1, 3, h, w, device="meta")

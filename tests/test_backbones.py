@@ -1,22 +1,19 @@
-"""The generated backbones at run time, on real tensors (CPU) for a sample of small
-models, plus config validation, FREEZE_AT, local weights and import hygiene.
-
-Sample (parameters, timm 1.0.31): resnet18 11.7M, efficientnet_b0 5.3M, convnext_atto
-3.7M, regnetx_002 2.7M, mobilenetv3_small_050 1.6M.
+"""The generated backbones at run time, on real tensors (CPU): one Mask R-CNN training
+step and inference for a sample of 30 small architectures from 30 timm families (see
+:data:`SAMPLE`), plus config validation, FREEZE_AT, local weights and import hygiene
+(on the five small CNNs of :data:`SMALL`).
 """
 
 from __future__ import annotations
 
-import json
 import math
-import subprocess
 import sys
 import textwrap
 
 import pytest
 import torch
 
-from tests.helpers import ROOT, build_backbone, ceil_div, cli, model_config, python_subprocess, subprocess_env
+from tests.helpers import ROOT, build_backbone, model_config, python_subprocess
 
 SMALL = [
     ("resnet18", "resnet"),
@@ -25,10 +22,45 @@ SMALL = [
     ("mobilenetv3_small_050", "mobilenetv3"),
     ("regnetx_002", "regnet"),
 ]
+
+#: The real-compute sample of the catalog: small variants of 30 architectures from 30
+#: timm families, covering every kind of handling the generated code does: NHWC maps
+#: (swin, mambaout, tiny_vit), single-scale models with the simple pyramid (vit, deit,
+#: eva patch 14, xcit, cait, crossvit), dynamic image sizes (vit, swin, eva), fixed
+#: sizes padded inside (levit, pit, cait, coat, crossvit), timm's off-by-one maps (pit),
+#: unpadded convolutions (inception_v3), strides 16/32/64 (levit, efficientvit_m),
+#: stride-1 levels (dla, cspnet) and wrappers without stage paths (hrnet, mvitv2).
+SAMPLE = SMALL + [
+    ("vit_tiny_patch16_224", "vision_transformer"),
+    ("deit_tiny_patch16_224", "deit"),
+    ("swin_tiny_patch4_window7_224", "swin_transformer"),
+    ("levit_128s", "levit"),
+    ("pit_ti_224", "pit"),
+    ("crossvit_tiny_240", "crossvit"),
+    ("inception_v3", "inception_v3"),
+    ("efficientvit_m0", "efficientvit_msra"),
+    ("mambaout_femto", "mambaout"),
+    ("xcit_nano_12_p16_224", "xcit"),
+    ("cait_xxs24_224", "cait"),
+    ("coat_lite_tiny", "coat"),
+    ("eva02_tiny_patch14_224", "eva"),
+    ("dla34", "dla"),
+    ("ghostnet_050", "ghostnet"),
+    ("hrnet_w18_small", "hrnet"),
+    ("mvitv2_tiny", "mvitv2"),
+    ("repvit_m0_9", "repvit"),
+    ("edgenext_xx_small", "edgenext"),
+    ("poolformer_s12", "metaformer"),
+    ("mobilevitv2_050", "mobilevit"),
+    ("cs3darknet_s", "cspnet"),
+    ("tiny_vit_5m_224", "tiny_vit"),
+    ("hgnetv2_b0", "hgnet"),
+    ("fasternet_t0", "fasternet"),
+]
 H, W = 320, 448
 NUM_CLASSES = 3
 
-#: A small Mask R-CNN: few proposals, small images, three classes.
+#: A small Mask R-CNN: few proposals, three classes.
 SMALL_RCNN = [
     "MODEL.DEVICE", "cpu",
     "MODEL.ROI_HEADS.NUM_CLASSES", str(NUM_CLASSES),
@@ -38,56 +70,80 @@ SMALL_RCNN = [
     "MODEL.RPN.POST_NMS_TOPK_TRAIN", "100",
     "MODEL.RPN.PRE_NMS_TOPK_TEST", "200",
     "MODEL.RPN.POST_NMS_TOPK_TEST", "50",
-    "INPUT.MIN_SIZE_TRAIN", f"({H},)",
-    "INPUT.MAX_SIZE_TRAIN", str(W),
-    "INPUT.MIN_SIZE_TEST", str(H),
-    "INPUT.MAX_SIZE_TEST", str(W),
 ]  # fmt: skip
 
 
-def _image(seed: int = 0) -> torch.Tensor:
+def _image(seed: int = 0, size=(H, W)) -> torch.Tensor:
     generator = torch.Generator().manual_seed(seed)
-    return torch.randint(0, 256, (3, H, W), generator=generator).float()
+    return torch.randint(0, 256, (3, *size), generator=generator).float()
 
 
-def _instances():
+def _instances(size=(H, W)):
     from detectron2.structures import BitMasks, Boxes, Instances
 
-    boxes = torch.tensor([[20.0, 30.0, 200.0, 180.0], [150.0, 100.0, 400.0, 300.0]])
-    masks = torch.zeros(len(boxes), H, W, dtype=torch.bool)
+    h, w = size
+    boxes = torch.tensor([[20.0, 30.0, 200.0, 180.0], [150.0, 100.0, 400.0, 300.0]]) * torch.tensor(
+        [w / W, h / H, w / W, h / H]
+    )
+    masks = torch.zeros(len(boxes), h, w, dtype=torch.bool)
     for mask, (x0, y0, x1, y1) in zip(masks, boxes.int().tolist()):
         mask[y0:y1, x0:x1] = True
-    return Instances((H, W), gt_boxes=Boxes(boxes), gt_classes=torch.tensor([0, 2]), gt_masks=BitMasks(masks))
+    return Instances((h, w), gt_boxes=Boxes(boxes), gt_classes=torch.tensor([0, 2]), gt_masks=BitMasks(masks))
+
+
+def _sample_size(model: str, family: str):
+    """A non-square image the model's seed accepts: 320x448, or for a fixed-size model
+    the largest sides its YAML allows (one divisibility step shorter in height)."""
+    cfg = model_config(model, family)
+    if not cfg.INPUT.FIXED_INPUT_SIZE:
+        return H, W
+    step = generated_class(model).SIZE_DIVISIBILITY
+    return cfg.INPUT.MAX_SIZE_TEST - step, cfg.INPUT.MAX_SIZE_TEST
+
+
+def generated_class(model: str):
+    import generated
+
+    module = generated.model_module(model)
+    return next(v for v in vars(module).values() if getattr(v, "TIMM_MODEL", None) == model)
 
 
 # ------------------------------------------------------------- Mask R-CNN, real tensors
 
 
-@pytest.mark.parametrize("model, family", SMALL, ids=[m for m, _ in SMALL])
+def test_the_sample_spans_the_catalog():
+    assert len(SAMPLE) >= 25 and len({family for _, family in SAMPLE}) >= 20
+
+
+@pytest.mark.parametrize("model, family", SAMPLE, ids=[m for m, _ in SAMPLE])
 def test_mask_rcnn_trains_and_infers(model, family):
+    """One training step (finite losses, gradients reaching the backbone) and inference,
+    through the FPN seed with its own input sizes."""
     from detectron2.modeling import build_model
     from detectron2.structures import Instances
     from detectron2.utils.events import EventStorage
 
+    size = _sample_size(model, family)
+    h, w = size
     torch.manual_seed(0)
     net = build_model(model_config(model, family, overrides=SMALL_RCNN))
     assert type(net.backbone.bottom_up).TIMM_MODEL == model
     net.train()
     with EventStorage():
-        losses = net([{"image": _image(), "instances": _instances(), "height": H, "width": W}])
+        losses = net([{"image": _image(0, size), "instances": _instances(size), "height": h, "width": w}])
     assert set(losses) == {"loss_cls", "loss_box_reg", "loss_mask", "loss_rpn_cls", "loss_rpn_loc"}
     assert all(torch.isfinite(v) for v in losses.values()), losses
     sum(losses.values()).backward()
     grads = [p.grad for p in net.backbone.bottom_up.parameters() if p.requires_grad]
-    assert grads and all(g is not None and torch.isfinite(g).all() for g in grads)
-    assert any(g.abs().sum() > 0 for g in grads)
+    assert grads and all(g is None or torch.isfinite(g).all() for g in grads)
+    assert any(g is not None and g.abs().sum() > 0 for g in grads)
 
     net.eval()
     with torch.no_grad():
-        (output,) = net([{"image": _image(1), "height": H, "width": W}])
+        (output,) = net([{"image": _image(1, size), "height": h, "width": w}])
     instances = output["instances"]
     assert isinstance(instances, Instances)
-    assert instances.image_size == (H, W)
+    assert instances.image_size == (h, w)
     assert {"pred_boxes", "scores", "pred_classes", "pred_masks"} <= set(instances.get_fields())
     if len(instances):
         assert int(instances.pred_classes.max()) < NUM_CLASSES
@@ -131,7 +187,9 @@ def test_freeze_at_2_freezes_the_stem_and_layer1_of_resnet18():
     stats_after = backbone.state_dict()
     # frozen batch norm keeps its statistics; trained batch norm updates them
     assert torch.equal(stats_after["body.layer1.0.bn1.running_mean"], stats_before["body.layer1.0.bn1.running_mean"])
-    assert not torch.equal(stats_after["body.layer2.0.bn1.running_mean"], stats_before["body.layer2.0.bn1.running_mean"])
+    assert not torch.equal(
+        stats_after["body.layer2.0.bn1.running_mean"], stats_before["body.layer2.0.bn1.running_mean"]
+    )
 
 
 def test_freeze_at_0_trains_everything():
@@ -219,7 +277,11 @@ def _save(state, path):
 
 @pytest.mark.parametrize(
     "model, family, suffix",
-    [("resnet18", "resnet", ".pth"), ("convnext_atto", "convnext", ".safetensors"), ("mobilenetv3_small_050", "mobilenetv3", ".pth")],
+    [
+        ("resnet18", "resnet", ".pth"),
+        ("convnext_atto", "convnext", ".safetensors"),
+        ("mobilenetv3_small_050", "mobilenetv3", ".pth"),
+    ],
 )
 def test_local_weights_are_loaded(tmp_path, model, family, suffix):
     state = _perturbed_state_dict(model)
@@ -265,13 +327,19 @@ _NO_CHECKS = (f"{_KEY}.STRIDES", "[]", f"{_KEY}.CHANNELS", "[]", f"{_KEY}.REMAPS
             id="remaps-length",
         ),
         pytest.param(
-            (f"{_KEY}.STRIDES", "[4, 8, 16]",),
+            (
+                f"{_KEY}.STRIDES",
+                "[4, 8, 16]",
+            ),
             f"{_KEY}.STRIDES",
             ["layer1, layer2, layer3, layer4"],
             id="strides-length",
         ),
         pytest.param(
-            (f"{_KEY}.CHANNELS", "[64]",),
+            (
+                f"{_KEY}.CHANNELS",
+                "[64]",
+            ),
             f"{_KEY}.CHANNELS",
             ["layer1, layer2, layer3, layer4"],
             id="channels-length",
@@ -289,43 +357,64 @@ _NO_CHECKS = (f"{_KEY}.STRIDES", "[]", f"{_KEY}.CHANNELS", "[]", f"{_KEY}.REMAPS
             id="feature-twice",
         ),
         pytest.param(
-            (f"{_KEY}.STRIDES", "[4, 8, 16, 64]",),
+            (
+                f"{_KEY}.STRIDES",
+                "[4, 8, 16, 64]",
+            ),
             f"{_KEY}.STRIDES",
             ["64", "[4, 8, 16, 32]"],
             id="stride-contradicts",
         ),
         pytest.param(
-            (f"{_KEY}.CHANNELS", "[64, 128, 256, 1024]",),
+            (
+                f"{_KEY}.CHANNELS",
+                "[64, 128, 256, 1024]",
+            ),
             f"{_KEY}.CHANNELS",
             ["1024", "[64, 128, 256, 512]"],
             id="channels-contradict",
         ),
         pytest.param(
-            (f"{_KEY}.REMAPS", "['a', 'a', 'b', 'c']",),
+            (
+                f"{_KEY}.REMAPS",
+                "['a', 'a', 'b', 'c']",
+            ),
             f"{_KEY}.REMAPS",
             ["repeats"],
             id="remaps-repeat",
         ),
         pytest.param(
-            (f"{_KEY}.PRETRAINED", "/nonexistent/weights.pth",),
+            (
+                f"{_KEY}.PRETRAINED",
+                "/nonexistent/weights.pth",
+            ),
             f"{_KEY}.PRETRAINED",
             ["/nonexistent/weights.pth", "false, true"],
             id="pretrained-path",
         ),
         pytest.param(
-            (f"{_KEY}.REMOVE_LAYERS", "['layer9.fc']",),
+            (
+                f"{_KEY}.REMOVE_LAYERS",
+                "['layer9.fc']",
+            ),
             f"{_KEY}.REMOVE_LAYERS",
             ["'layer9.fc'", "conv1", "layer1", "layer1.0"],
             id="remove-layers",
         ),
         pytest.param(
-            ("MODEL.FPN.IN_FEATURES", "['res2', 'res4', 'res5']",),
+            (
+                "MODEL.FPN.IN_FEATURES",
+                "['res2', 'res4', 'res5']",
+            ),
             "MODEL.FPN.IN_FEATURES",
             ["[4, 16, 32]", "res2, res3, res4, res5"],
             id="fpn-not-doubling",
         ),
         pytest.param(
-            ("MODEL.FPN.IN_FEATURES", "['res3', 'res4', 'res5', 'p6']",),
+            (
+                "MODEL.FPN.IN_FEATURES",
+                "['res3', 'res4', 'res5', 'p6']",
+            ),
             "MODEL.FPN.IN_FEATURES",
             ["'p6'", "res2, res3, res4, res5"],
             id="fpn-unknown-level",
@@ -366,9 +455,7 @@ def test_importing_the_package_is_lazy_self_contained_and_idempotent():
     """``import generated`` imports no model module and none of the build tools; a
     builder import registers it; the same module imported under a second package path
     (a second sys.path entry) is accepted by the registry instead of crashing."""
-    result = python_subprocess(
-        textwrap.dedent(
-            f"""
+    result = python_subprocess(textwrap.dedent(f"""
             import sys
             import generated
             models = [m for m in sys.modules if m.startswith("generated.") and not m.startswith("generated.runtime")]
@@ -388,9 +475,7 @@ def test_importing_the_package_is_lazy_self_contained_and_idempotent():
             assert first is not second
             assert BACKBONE_REGISTRY.get("build_resnet18_fpn_backbone") is first.build_resnet18_fpn_backbone
             print("ok")
-            """
-        )
-    )
+            """))
     assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr[-3000:]
 
 
@@ -412,54 +497,3 @@ def test_size_divisibility_pads_odd_inputs():
     assert tuple(images.tensor.shape[-2:]) == (320, 416)
     out = fpn(images.tensor)
     assert tuple(out["p6"].shape[-2:]) == (math.ceil(320 / 64), math.ceil(416 / 64))
-
-
-# ------------------------------------------------------- an NHWC, fixed-size model
-
-
-SWIN = "swin_tiny_patch4_window7_224"
-
-
-@pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="open issue 3 (every timm architecture): fixed-size models need timm's dynamic_img_size "
-    "recorded as create kwargs; until then swin only accepts 224x224",
-)
-def test_a_generated_nhwc_fixed_size_model_accepts_multiples_of_its_divisibility(tmp_path):
-    """swin (NHWC, pretrained_cfg fixed_input_size) is outside the checked-in families:
-    generate it, then build its FPN backbone from the seed on the meta device. The
-    runtime contract: any multiple of size_divisibility works, maps come back NCHW."""
-    result = cli("generate", SWIN, "--package", "pkg_swin", "--output", tmp_path, "--jobs", "1")
-    assert result.exit_code == 0, result.output
-    code = textwrap.dedent(
-        f"""
-        import json, torch, pkg_swin
-        from detectron2.config import get_cfg
-        from detectron2.modeling import build_backbone
-        cfg = get_cfg()
-        pkg_swin.add_timm_config(cfg)
-        cfg.merge_from_file("configs/swin_transformer/{SWIN}_fpn.yaml")
-        pkg_swin.ensure_registered(cfg)
-        with torch.device("meta"):
-            fpn = build_backbone(cfg)
-        shapes = {{}}
-        for h, w in ((224, 224), (384, 512)):
-            try:
-                out = fpn(torch.empty(1, 3, h, w, device="meta"))
-                shapes[f"{{h}}x{{w}}"] = {{k: list(v.shape) for k, v in out.items()}}
-            except Exception as exc:
-                shapes[f"{{h}}x{{w}}"] = f"{{type(exc).__name__}}: {{exc}}"
-        print(json.dumps(dict(divisibility=fpn.bottom_up.size_divisibility, shapes=shapes)))
-        """
-    )
-    env = subprocess_env(PYTHONPATH=str(tmp_path))  # the generated package, not the repository's
-    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    report = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert report["divisibility"] == 32
-    for size, shapes in report["shapes"].items():
-        h, w = map(int, size.split("x"))
-        assert shapes == {
-            f"p{k}": [1, 256, ceil_div(h, 2**k), ceil_div(w, 2**k)] for k in range(2, 7)
-        }, f"at {size} (a multiple of 32): {shapes}"

@@ -85,7 +85,7 @@ def test_fresh_generation_layout(small_generation):
         assert (root / "configs" / family / f"{model}.yaml").is_file()
         assert (root / "configs" / family / f"{model}_fpn.yaml").is_file()
     assert {p.name for p in (pkg / "runtime").glob("*.py")} == {
-        "__init__.py", "backbone.py", "config.py", "fpn.py", "registry.py", "weights.py"
+        "__init__.py", "backbone.py", "config.py", "fpn.py", "pyramid.py", "registry.py", "weights.py"
     }  # fmt: skip
     assert (root / "configs" / "Base-RCNN-FPN-timm.yaml").is_file()
     manifest = json.loads((pkg / "MANIFEST.json").read_text())
