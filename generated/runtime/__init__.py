@@ -7,6 +7,14 @@ needs torch, timm and detectron2 only. Do not edit: regenerate.
 from .backbone import Feature, TimmBackbone
 from .config import add_timm_config
 from .fpn import build_fpn
+from .pyramid import SimpleFeaturePyramid
 from .registry import register_backbone
 
-__all__ = ["Feature", "TimmBackbone", "add_timm_config", "build_fpn", "register_backbone"]
+__all__ = [
+    "Feature",
+    "SimpleFeaturePyramid",
+    "TimmBackbone",
+    "add_timm_config",
+    "build_fpn",
+    "register_backbone",
+]

@@ -15,7 +15,12 @@ import torch
 from detectron2.config import configurable
 from detectron2.modeling import Backbone
 
-from .config import backbone_kwargs_from_config, resolve_out_features, resolve_pretrained
+from .config import (
+    backbone_kwargs_from_config,
+    resolve_fixed_input_size,
+    resolve_out_features,
+    resolve_pretrained,
+)
 from .weights import create_timm_features
 
 __all__ = ["Feature", "TimmBackbone", "stage_partition"]
@@ -72,6 +77,15 @@ def stage_partition(root: torch.nn.Module, stage_paths: Sequence[str]) -> List[T
     return tagged
 
 
+def _fit(feature_map: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """Crop, or zero-pad at the bottom and right, an NCHW map to ``height`` x ``width``."""
+    feature_map = feature_map[..., :height, :width]
+    short_h, short_w = height - feature_map.shape[-2], width - feature_map.shape[-1]
+    if short_h or short_w:
+        feature_map = torch.nn.functional.pad(feature_map, (0, short_w, 0, short_h))
+    return feature_map
+
+
 class TimmBackbone(Backbone):
     """A timm model as a detectron2 backbone; subclasses state the model's facts."""
 
@@ -81,18 +95,27 @@ class TimmBackbone(Backbone):
     FEATURES: ClassVar[Tuple[Feature, ...]]
     #: Default outputs of the plain backbone.
     OUT_FEATURES: ClassVar[Tuple[str, ...]]
-    #: Default inputs of the FPN variant (powers of two, each twice the previous).
+    #: Default inputs of the FPN variant: powers of two, each twice the previous, for
+    #: detectron2's FPN; or one level, for the simple feature pyramid.
     FPN_IN_FEATURES: ClassVar[Tuple[str, ...]]
     #: How timm returns the maps: "NCHW", or "NHWC" (permuted here).
     LAYOUT: ClassVar[str] = "NCHW"
     #: Inputs whose height and width are multiples of this are accepted.
     SIZE_DIVISIBILITY: ClassVar[int]
-    #: Pretrained input size (H, W), and whether the model only accepts that size.
+    #: Pretrained input size (H, W), and whether the model only accepts that size (no
+    #: dynamic size in timm): then every input is padded to it inside the backbone.
     INPUT_SIZE: ClassVar[Tuple[int, int]]
     FIXED_INPUT_SIZE: ClassVar[bool] = False
     #: timm's pretrained_cfg statistics, RGB, 0..1 scale.
     PIXEL_MEAN: ClassVar[Tuple[float, float, float]]
     PIXEL_STD: ClassVar[Tuple[float, float, float]]
+    #: Pixels of zero padding added at the bottom and right of every input, the maps then
+    #: cropped to ceil(input / stride): for models whose unpadded convolutions shrink them.
+    INPUT_PAD: ClassVar[int] = 0
+    #: 1 when timm's own padding makes some maps a row or column off ceil(input / stride):
+    #: they are cropped or zero-padded to it (detectron2's FPN adds maps of exactly
+    #: twice the size).
+    SIZE_SLACK: ClassVar[int] = 0
     #: Extra keyword arguments for ``timm.create_model``.
     CREATE_KWARGS: ClassVar[Dict[str, object]] = {}
 
@@ -108,6 +131,7 @@ class TimmBackbone(Backbone):
         pretrained: Union[bool, str, None] = False,
         remove_layers: Sequence[str] = (),
         in_chans: int = 3,
+        fixed_input_size: Optional[bool] = None,
     ):
         """
         Args:
@@ -121,8 +145,12 @@ class TimmBackbone(Backbone):
                 checkpoint (.pth, .pt, .bin or .safetensors).
             remove_layers: timm module paths replaced by ``nn.Identity``.
             in_chans: input channels.
+            fixed_input_size: pad every input (bottom and right) to :attr:`INPUT_SIZE`
+                and crop the maps back to ``ceil(input / stride)``; default
+                :attr:`FIXED_INPUT_SIZE`. Required for fixed-size models.
         """
         super().__init__()
+        self._pad_to = resolve_fixed_input_size(type(self), fixed_input_size)
         selected = resolve_out_features(type(self), out_features, remaps, strides, channels)
         self._levels: Tuple[Tuple[str, Feature], ...] = selected
         self.body = create_timm_features(
@@ -152,12 +180,35 @@ class TimmBackbone(Backbone):
     def forward(self, x: torch.Tensor) -> Dict[str, torch.Tensor]:
         if x.dim() != 4:
             raise ValueError(f"{self.TIMM_MODEL} expects NCHW input, got shape {tuple(x.shape)}")
+        height, width = x.shape[-2:]
+        padded_h, padded_w = self._padded_size(height, width)
+        padded = (padded_h, padded_w) != (height, width)
+        if padded:
+            x = torch.nn.functional.pad(x, (0, padded_w - width, 0, padded_h - height))
         maps = self.body(x)
         if isinstance(maps, dict):
             maps = list(maps.values())
         if self.LAYOUT == "NHWC":
             maps = [m.permute(0, 3, 1, 2) for m in maps]
+        if padded or self.SIZE_SLACK:  # exactly ceil(input / stride), as detectron2 expects
+            maps = [
+                _fit(m, math.ceil(height / f.stride), math.ceil(width / f.stride))
+                for (_, f), m in zip(self._levels, maps)
+            ]
         return {name: m for (name, _), m in zip(self._levels, maps)}
+
+    def _padded_size(self, height: int, width: int) -> Tuple[int, int]:
+        """The size the input is zero-padded to (bottom and right) before timm sees it:
+        the fixed input size, or :attr:`INPUT_PAD` more, or the input's own."""
+        if self._pad_to is not None:
+            fixed_h, fixed_w = self._pad_to
+            if height > fixed_h or width > fixed_w:
+                raise ValueError(
+                    f"{self.TIMM_MODEL} takes inputs up to {fixed_h}x{fixed_w} (INPUT.FIXED_INPUT_SIZE pads them "
+                    f"to that size), got {height}x{width}: lower INPUT.MAX_SIZE_TRAIN and INPUT.MAX_SIZE_TEST"
+                )
+            return fixed_h, fixed_w
+        return height + self.INPUT_PAD, width + self.INPUT_PAD
 
     # -- construction steps -------------------------------------------------------
 
@@ -188,11 +239,18 @@ class TimmBackbone(Backbone):
             self.body.get_submodule(parent).add_module(leaf, torch.nn.Identity())
 
     def stage_paths(self) -> Tuple[str, ...]:
-        """Paths of the stage-ending modules: the levels at stride >= 4."""
-        return tuple(f.path for f in self.FEATURES if f.stride >= STAGE_MIN_STRIDE)
+        """Paths of the stage-ending modules: the levels at stride >= 4. Empty when timm's
+        features wrapper rebuilt the model so that some have no path (hrnet, mvitv2)."""
+        paths = tuple(f.path for f in self.FEATURES if f.stride >= STAGE_MIN_STRIDE)
+        return paths if all(paths) else ()
 
     def _freeze(self, freeze_at: int) -> None:
         stages = self.stage_paths()
+        if not stages and freeze_at != 0:
+            raise ValueError(
+                f"MODEL.BACKBONE.FREEZE_AT: {freeze_at!r} is not valid for {self.TIMM_MODEL}; valid: 0 (its "
+                "features_only model has no addressable stage modules to freeze stage by stage)"
+            )
         if (
             isinstance(freeze_at, bool)
             or not isinstance(freeze_at, int)

@@ -9,7 +9,8 @@ keeps working::
     MODEL.BACKBONE.CONFIG.CHANNELS       their channels (checked against the model)
     MODEL.BACKBONE.CONFIG.REMOVE_LAYERS  timm modules replaced by nn.Identity
     MODEL.BACKBONE.CONFIG.PRETRAINED     unset/false, true (timm's hub) or a checkpoint path
-    INPUT.FIXED_INPUT_SIZE               resize/pad every image to the model's input size
+    INPUT.FIXED_INPUT_SIZE               pad every image to the model's input size inside the
+                                         backbone (unset: only for fixed-size models)
 
 Empty lists mean "the model's defaults". Every bad value fails when the backbone is
 built, with a ValueError naming the key and the valid values.
@@ -21,6 +22,7 @@ from typing import Optional, Sequence, Tuple, Union
 __all__ = [
     "add_timm_config",
     "backbone_kwargs_from_config",
+    "resolve_fixed_input_size",
     "resolve_out_features",
     "resolve_pretrained",
 ]
@@ -44,7 +46,8 @@ def add_timm_config(cfg) -> None:
         # None accepts a bool or a path from YAML or the command line alike.
         node.PRETRAINED = None
     if "FIXED_INPUT_SIZE" not in cfg.INPUT:
-        cfg.INPUT.FIXED_INPUT_SIZE = False
+        # None: the model's own rule (true for fixed-size models), and accepts a bool from YAML.
+        cfg.INPUT.FIXED_INPUT_SIZE = None
 
 
 def _listing(values) -> str:
@@ -62,12 +65,15 @@ def resolve_out_features(
 
     Features are named by their generated name (``res4``) or timm module (``layer3``).
     """
-    by_key = {}
+    by_key = {feature.name: feature for feature in cls.FEATURES}
+    modules = [feature.module for feature in cls.FEATURES]
     for feature in cls.FEATURES:
-        by_key[feature.name] = feature
-        by_key.setdefault(feature.module, feature)
+        if modules.count(feature.module) == 1:  # a module holding several levels is ambiguous
+            by_key.setdefault(feature.module, feature)
     names = list(out_features) if out_features else list(cls.OUT_FEATURES)
-    valid = _listing(f"{f.module} ({f.name})" for f in cls.FEATURES)
+    valid = _listing(
+        f"{f.module} ({f.name})" if modules.count(f.module) == 1 else f.name for f in cls.FEATURES
+    )
     chosen = []
     for name in names:
         if name not in by_key:
@@ -128,6 +134,23 @@ def resolve_pretrained(value: Union[bool, str, None]) -> Union[bool, str]:
     )
 
 
+def resolve_fixed_input_size(cls, value: Optional[bool]) -> Optional[Tuple[int, int]]:
+    """The (H, W) every input is padded to, or None to pass inputs as they are."""
+    if value is None:
+        value = cls.FIXED_INPUT_SIZE
+    if not isinstance(value, bool):
+        raise ValueError(
+            f"INPUT.FIXED_INPUT_SIZE: {value!r} is not valid; valid: true, false, or unset"
+        )
+    if not value and cls.FIXED_INPUT_SIZE:
+        height, width = cls.INPUT_SIZE
+        raise ValueError(
+            f"INPUT.FIXED_INPUT_SIZE: false, but {cls.TIMM_MODEL} only takes {height}x{width} inputs (timm has "
+            "no dynamic input size for it); valid: true (inputs up to that size are padded to it), or unset"
+        )
+    return tuple(cls.INPUT_SIZE) if value else None
+
+
 def backbone_kwargs_from_config(cls, cfg, input_shape=None) -> dict:
     """Keyword arguments of a generated backbone from a detectron2 config."""
     node = cfg.MODEL.BACKBONE.get("CONFIG", None)
@@ -146,4 +169,5 @@ def backbone_kwargs_from_config(cls, cfg, input_shape=None) -> dict:
         pretrained=get("PRETRAINED", None),
         remove_layers=get("REMOVE_LAYERS", []),
         in_chans=channels,
+        fixed_input_size=cfg.INPUT.get("FIXED_INPUT_SIZE", None),
     )

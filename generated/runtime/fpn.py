@@ -4,7 +4,9 @@ from typing import Optional, Sequence
 
 from detectron2.modeling.backbone.fpn import FPN, LastLevelMaxPool
 
-__all__ = ["build_fpn", "fpn_levels"]
+from .pyramid import SimpleFeaturePyramid
+
+__all__ = ["SimpleFeaturePyramid", "build_fpn", "fpn_levels"]
 
 
 def _log2(stride: int) -> Optional[int]:
@@ -36,15 +38,22 @@ def fpn_levels(bottom_up, in_features: Sequence[str]) -> Sequence[str]:
     return ordered
 
 
-def build_fpn(bottom_up, cfg) -> FPN:
-    """detectron2's FPN over ``bottom_up`` with a max-pooled extra level on top.
+def build_fpn(bottom_up, cfg):
+    """The FPN variant: detectron2's FPN over ``bottom_up`` with a max-pooled extra level
+    on top, or, for one input feature (single-scale models), a simple feature pyramid.
 
     The extra level sits on the coarsest FPN level, whatever its stride (detectron2's
     ``LastLevelMaxPool`` assumes ``p5``).
     """
-    in_features = fpn_levels(
-        bottom_up, list(cfg.MODEL.FPN.IN_FEATURES) or list(bottom_up.FPN_IN_FEATURES)
-    )
+    requested = list(cfg.MODEL.FPN.IN_FEATURES) or list(bottom_up.FPN_IN_FEATURES)
+    if len(requested) == 1:
+        return SimpleFeaturePyramid(
+            bottom_up,
+            requested[0],
+            out_channels=cfg.MODEL.FPN.OUT_CHANNELS,
+            norm=cfg.MODEL.FPN.NORM,
+        )
+    in_features = fpn_levels(bottom_up, requested)
     top_block = LastLevelMaxPool()
     top_block.in_feature = f"p{_log2(bottom_up.output_shape()[in_features[-1]].stride)}"
     return FPN(

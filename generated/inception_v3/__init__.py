@@ -1,0 +1,5 @@
+"""Generated backbones of timm's ``inception_v3`` family (1 models). Do not edit: regenerate.
+
+Each module registers ``build_<model>_backbone`` and ``build_<model>_fpn_backbone`` when
+imported; ``inception_v3`` itself imports none of them.
+"""

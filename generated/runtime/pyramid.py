@@ -1,0 +1,127 @@
+"""A simple feature pyramid from one feature map (ViTDet style), for every detectron2.
+
+Single-scale models (ViT, DeiT, BEiT, EVA, CaiT, XCiT, ...) and models whose strides do
+not suit detectron2's FPN give one map. This pyramid turns it into p2..p5 at strides 4,
+8, 16 and 32 (and p6 at 64 by max-pooling), with transposed convolutions up and pooling
+down as in ViTDet (Li et al., 2022). When the input stride is not a power of two (a
+patch-14 or stride-7 model), each level is resampled to exactly ``ceil(input / stride)``
+so the strides stay powers of two. detectron2 v0.6 has no ``SimpleFeaturePyramid``;
+this one is self-contained.
+"""
+
+import math
+from typing import Dict, Optional, Sequence
+
+import torch
+import torch.nn.functional as F
+from detectron2.layers import Conv2d, ShapeSpec
+from detectron2.modeling import Backbone
+from torch import nn
+
+__all__ = ["SimpleFeaturePyramid"]
+
+
+def _norm(kind: str, channels: int) -> Optional[nn.Module]:
+    if kind == "":
+        return None
+    if kind == "LN":
+        from timm.layers import LayerNorm2d
+
+        return LayerNorm2d(channels)
+    if kind == "GN":
+        return nn.GroupNorm(32, channels)
+    if kind == "BN":
+        return nn.BatchNorm2d(channels)
+    raise ValueError(
+        f"MODEL.FPN.NORM: {kind!r} is not supported by the simple pyramid; valid: '', LN, GN, BN"
+    )
+
+
+class SimpleFeaturePyramid(Backbone):
+    """p2..p5 (and p6) from the single feature ``in_feature`` of ``bottom_up``."""
+
+    def __init__(
+        self,
+        bottom_up: Backbone,
+        in_feature: str,
+        out_channels: int = 256,
+        strides: Sequence[int] = (4, 8, 16, 32),
+        norm: str = "LN",
+        top_block: bool = True,
+    ):
+        super().__init__()
+        shapes = bottom_up.output_shape()
+        if in_feature not in shapes:
+            raise ValueError(
+                f"MODEL.FPN.IN_FEATURES: {in_feature!r} is not an output of the backbone; valid: {', '.join(shapes)}"
+            )
+        self.bottom_up = bottom_up
+        self.in_feature = in_feature
+        channels, stride = shapes[in_feature].channels, shapes[in_feature].stride
+        self.stages = nn.ModuleList()
+        self._strides = tuple(strides)
+        for target in self._strides:
+            steps = max(-2, min(2, round(math.log2(stride / target))))
+            layers, dim = [], channels
+            for step in range(max(steps, 0)):
+                layers.append(nn.ConvTranspose2d(dim, dim // 2, kernel_size=2, stride=2))
+                dim //= 2
+                if step < steps - 1:
+                    layers += [_norm("LN", dim), nn.GELU()]
+            if steps < 0:
+                layers.append(nn.MaxPool2d(kernel_size=2 ** (-steps), stride=2 ** (-steps)))
+            layers += [
+                Conv2d(
+                    dim,
+                    out_channels,
+                    kernel_size=1,
+                    bias=norm == "",
+                    norm=_norm(norm, out_channels),
+                ),
+                Conv2d(
+                    out_channels,
+                    out_channels,
+                    kernel_size=3,
+                    padding=1,
+                    bias=norm == "",
+                    norm=_norm(norm, out_channels),
+                ),
+            ]
+            self.stages.append(nn.Sequential(*[layer for layer in layers if layer is not None]))
+        self._top_block = top_block
+        names = [f"p{int(math.log2(s))}" for s in self._strides]
+        all_strides = list(self._strides)
+        if top_block:
+            names.append(f"p{int(math.log2(self._strides[-1])) + 1}")
+            all_strides.append(self._strides[-1] * 2)
+        self._out_features = names
+        self._out_feature_strides = dict(zip(names, all_strides))
+        self._out_feature_channels = {name: out_channels for name in names}
+
+    @property
+    def size_divisibility(self) -> int:
+        # Every level is resampled to exactly ceil(input / stride): any input the bottom-up
+        # takes works (a larger padding would push fixed-size models past their size).
+        return self.bottom_up.size_divisibility
+
+    def forward(self, x: torch.Tensor) -> Dict[str, torch.Tensor]:
+        height, width = x.shape[-2:]
+        feature = self.bottom_up(x)[self.in_feature]
+        results = []
+        for target, stage in zip(self._strides, self.stages):
+            out = stage(feature)
+            size = (math.ceil(height / target), math.ceil(width / target))
+            if tuple(out.shape[-2:]) != size:
+                out = F.interpolate(out, size=size, mode="bilinear", align_corners=False)
+            results.append(out)
+        if self._top_block:
+            results.append(F.max_pool2d(results[-1], kernel_size=1, stride=2, padding=0))
+        return dict(zip(self._out_features, results))
+
+    def output_shape(self) -> Dict[str, ShapeSpec]:
+        return {
+            name: ShapeSpec(
+                channels=self._out_feature_channels[name], stride=self._out_feature_strides[name]
+            )
+            for name in self._out_features
+        }

@@ -1,0 +1,5 @@
+"""Generated backbones of timm's ``senet`` family (9 models). Do not edit: regenerate.
+
+Each module registers ``build_<model>_backbone`` and ``build_<model>_fpn_backbone`` when
+imported; ``senet`` itself imports none of them.
+"""

@@ -1,0 +1,5 @@
+"""Generated backbones of timm's ``vision_transformer`` family (163 models). Do not edit: regenerate.
+
+Each module registers ``build_<model>_backbone`` and ``build_<model>_fpn_backbone`` when
+imported; ``vision_transformer`` itself imports none of them.
+"""
