@@ -5,7 +5,8 @@ Runs ``d2timm-gen generate`` in a fresh temporary directory (so every model is
 introspected), then again in the same directory (everything from the manifest cache,
 nothing written), for each ``--jobs`` value, ``--repeat`` times, and prints the medians.
 Peak memory is the largest sum of resident memory over the process tree (the CLI and
-its introspection workers), sampled from /proc every 20 ms (Linux only).
+its introspection workers), sampled from /proc every 20 ms (Linux only). The table (and
+``--json PATH``) gives the machine and versions too (tools/bench_common.py).
 
     .venv/bin/python tools/bench_generate.py --family resnet --family convnext \\
         --family efficientnet --family regnet --family mobilenetv3 --jobs 1 --jobs 2
@@ -13,16 +14,19 @@ its introspection workers), sampled from /proc every 20 ms (Linux only).
 
 import argparse
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
+
+if __package__ in (None, ""):  # run as a script: make `tools` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tools.bench_common import ROOT, Figure, add_json_argument, machine_info, report, subprocess_env
 
 CLI = [sys.executable, "-m", "generator.cli"]
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def _children(pid: int) -> List[int]:
@@ -54,7 +58,7 @@ def run(args: List[str], cwd: Path) -> Tuple[float, int]:
     """Wall seconds and peak tree RSS (bytes) of one CLI run."""
     start = time.perf_counter()
     proc = subprocess.Popen(CLI + args, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+                            env=subprocess_env())
     peak = 0
     while proc.poll() is None:
         peak = max(peak, _tree_rss(proc.pid))
@@ -67,15 +71,17 @@ def run(args: List[str], cwd: Path) -> Tuple[float, int]:
     return seconds, peak
 
 
-def main() -> None:
+def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("patterns", nargs="*", help="model name globs")
     parser.add_argument("--family", action="append", default=[], help="timm family; repeatable")
     parser.add_argument("--jobs", type=int, action="append", help="worker counts to compare (default 1 and 2)")
     parser.add_argument("--repeat", type=int, default=1, help="runs per setting; the median is reported")
-    options = parser.parse_args()
+    add_json_argument(parser)
+    options = parser.parse_args(argv)
     if not options.patterns and not options.family:
         parser.error("name patterns or --family")
+    info = machine_info()
     selection = list(options.patterns) + [arg for f in options.family for arg in ("--family", f)]
     results: Dict[str, List[Tuple[float, int]]] = {}
     for jobs in options.jobs or [1, 2]:
@@ -89,12 +95,15 @@ def main() -> None:
                 results.setdefault(f"no-op regeneration --jobs {jobs}", []).append(
                     run(["generate", "--output", tmp, "--package", "bench", "--jobs", str(jobs)], ROOT)
                 )
-    print(f"\n{'run':<32} {'median wall s':>14} {'peak RSS MiB':>13}   (n={options.repeat}, {os.cpu_count()} CPUs)")
+    figures: List[Figure] = []
     for name, values in results.items():
-        wall = statistics.median(v[0] for v in values)
-        peak = statistics.median(v[1] for v in values) / 2**20
-        print(f"{name:<32} {wall:>14.1f} {peak:>13.0f}")
+        figures.append(Figure(f"{name}: wall time", [v[0] for v in values]))
+        figures.append(Figure(f"{name}: peak RSS", [v[1] / 2**20 for v in values], unit="MiB",
+                              note="largest sum of resident memory over the process tree"))  # fmt: skip
+    settings = {"selection": " ".join(selection), "jobs": options.jobs or [1, 2], "repeat": options.repeat}
+    report("d2timm-gen generate", figures, info, settings=settings, json_path=options.json)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

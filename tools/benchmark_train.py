@@ -12,9 +12,12 @@ model zoo's ``COCO-InstanceSegmentation/mask_rcnn_R_50_FPN_3x.yaml`` with its Re
 in trainable batch norm (``--reference-norm``; the zoo's frozen batch norm needs
 pretrained weights, and diverges at the first step from random ones), the candidate a
 generated backbone's seeded config. After
-``--warmup`` steps, ``--iterations`` steps of each are timed, in alternating rounds so
-that a busy machine slows both alike; the report gives seconds per iteration, iterations
-per second and the ratio.
+``--warmup`` steps, ``--iterations`` steps of each are timed, in ``--rounds`` alternating
+rounds (the first model alternates too) so that a busy machine slows both alike; the
+report gives the median seconds per iteration, iterations per second, and the median over
+rounds of the per-round time ratio generated / detectron2, whose target is <= 1.05 (the
+generated backbone at most 5% slower), with the machine and versions (``--json PATH``
+writes the same).
 """
 
 from __future__ import annotations
@@ -24,13 +27,17 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import List, Optional, Sequence
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
+from tools.bench_common import Figure, add_json_argument, at_most, machine_info, median, report  # noqa: E402
+
 REFERENCE = "COCO-InstanceSegmentation/mask_rcnn_R_50_FPN_3x.yaml"
+#: The generated backbone's Mask R-CNN step may take at most this times detectron2's.
+TARGET_RATIO = 1.05
 
 
 def reference_config_file() -> str:
@@ -68,6 +75,7 @@ class Runner:
         self.optimizer = build_optimizer(cfg, self.model)
         self.data = iter(build_detection_train_loader(cfg))
         self.times: List[float] = []
+        self.rounds: List[List[float]] = []
         self.parameters = sum(p.numel() for p in self.model.backbone.parameters())
 
     def step(self, record: bool) -> None:
@@ -80,6 +88,7 @@ class Runner:
         self.optimizer.step()
         if record:
             self.times.append(time.perf_counter() - start)
+            self.rounds[-1].append(self.times[-1])
 
 
 def argument_parser() -> argparse.ArgumentParser:
@@ -93,17 +102,29 @@ def argument_parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--iterations", type=int, default=10, help="timed steps per model")
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps per model first")
-    parser.add_argument("--rounds", type=int, default=2, help="alternations between the models")
+    parser.add_argument("--rounds", type=int, default=5,
+                        help="alternations between the models; the ratio is the median over rounds "
+                        "(default %(default)s)")  # fmt: skip
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     parser.add_argument("--reference-norm", default="BN",
                         help="MODEL.RESNETS.NORM of the reference (default %(default)s, as timm's resnet50 has; "
                         "the model zoo's FrozenBN diverges at once without pretrained weights)")  # fmt: skip
     parser.add_argument("--shapes-root", type=Path, default=None)
+    parser.add_argument("--dataset", default="shapes", help="shapes preset to train on (default %(default)s; "
+                        "shapes_tiny for a quick check)")  # fmt: skip
+    parser.add_argument("--reference-opts", nargs="*", default=[], metavar="KEY VALUE",
+                        help="more config overrides for the reference only, e.g. MODEL.RESNETS.STRIDE_IN_1X1 False "
+                        "(timm's and torchvision's stride in the 3x3 convolution; the zoo's R50 strides in the 1x1, "
+                        "which costs fewer FLOPs)")  # fmt: skip
+    add_json_argument(parser)
     return parser
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = argument_parser().parse_args(argv)
+    if args.iterations < 1 or args.rounds < 1 or args.warmup < 0:
+        raise SystemExit("--iterations and --rounds must be at least 1, --warmup at least 0")
+    info = machine_info()
     import torch
     from detectron2.utils.events import EventStorage
 
@@ -113,31 +134,55 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     # No LR schedule here: a small constant rate keeps the untrained models from diverging.
-    opts = recipes.shapes_opts(image_size=args.image_size, ims_per_batch=args.batch, max_iter=1000, base_lr=0.002)
+    opts = recipes.shapes_opts(dataset=args.dataset, image_size=args.image_size, ims_per_batch=args.batch,
+                               max_iter=1000, base_lr=0.002)  # fmt: skip
     runners = [
         Runner(f"detectron2 R50-FPN ({args.reference_norm})", reference_config_file(),
-               opts + ["MODEL.RESNETS.NORM", args.reference_norm], args.shapes_root),  # fmt: skip
+               opts + ["MODEL.RESNETS.NORM", args.reference_norm, *args.reference_opts], args.shapes_root),  # fmt: skip
         Runner(f"generated {Path(args.candidate).stem}", args.candidate, opts, args.shapes_root),
     ]
-    print(f"Mask R-CNN training steps on shapes_train, {args.batch} images of {args.image_size}px per step, "
-          f"{torch.get_num_threads()} threads, {args.iterations} timed steps each in {args.rounds} rounds")  # fmt: skip
     per_round = max(1, args.iterations // args.rounds)
+    print(f"Mask R-CNN training steps on {args.dataset}_train, {args.batch} images of {args.image_size}px per step, "
+          f"{torch.get_num_threads()} threads, {per_round * args.rounds} timed steps each in "
+          f"{args.rounds} rounds")  # fmt: skip
     with EventStorage(0):
         for runner in runners:
             for _ in range(args.warmup):
                 runner.step(record=False)
-        for _ in range(args.rounds):
-            for runner in runners:
+        for attempt in range(args.rounds):
+            for runner in runners if attempt % 2 == 0 else runners[::-1]:
+                runner.rounds.append([])
                 for _ in range(per_round):
                     runner.step(record=True)
-    results: Dict[str, float] = {}
     for runner in runners:
-        median = statistics.median(runner.times)
-        results[runner.label] = median
-        print(f"  {runner.label:<34} {median:6.3f} s/it  {1 / median:5.2f} it/s  "
-              f"(mean {statistics.mean(runner.times):.3f}; backbone+FPN {runner.parameters / 1e6:.1f}M parameters)")  # fmt: skip
-    reference, candidate = (results[r.label] for r in runners)
-    print(f"  speed ratio generated / detectron2: {reference / candidate:.2f} (iterations per second)")
+        step = median(runner.times)
+        print(f"  {runner.label:<34} {step:6.3f} s/it  {1 / step:5.2f} it/s  "
+              f"(mean {statistics.mean(runner.times):.3f}; backbone+FPN {runner.parameters / 1e6:.1f}M "
+              "parameters)")  # fmt: skip
+    reference, candidate = runners
+    print(f"  speed ratio generated / detectron2: {median(reference.times) / median(candidate.times):.2f} "
+          "(iterations per second)")  # fmt: skip
+    ratios = [median(c) / median(r) for c, r in zip(candidate.rounds, reference.rounds)]
+    ratio = median(ratios)
+    figures = [
+        Figure(f"{reference.label} train step", reference.times,
+               note=f"backbone+FPN {reference.parameters / 1e6:.1f}M parameters; {REFERENCE} with RESNETS.NORM "
+               f"{reference.cfg.MODEL.RESNETS.NORM}, STRIDE_IN_1X1 "
+               f"{reference.cfg.MODEL.RESNETS.STRIDE_IN_1X1}"),  # fmt: skip
+        Figure(f"{candidate.label} train step", candidate.times,
+               note=f"backbone+FPN {candidate.parameters / 1e6:.1f}M parameters"),  # fmt: skip
+        Figure("time ratio generated / detectron2", ratios, unit="x",
+               target=f"<= {TARGET_RATIO:.2f} (at most {round((TARGET_RATIO - 1) * 100)}% slower)",
+               passed=at_most(ratio, TARGET_RATIO),
+               note="median over rounds of the ratio of the rounds' median step times"),  # fmt: skip
+    ]
+    settings = {
+        "candidate": args.candidate, "dataset": args.dataset, "image_size": args.image_size, "batch": args.batch,
+        "iterations": per_round * args.rounds, "rounds": args.rounds, "warmup": args.warmup,
+        "threads": torch.get_num_threads(), "reference_norm": args.reference_norm,
+        "reference_opts": " ".join(args.reference_opts),
+    }  # fmt: skip
+    report("Mask R-CNN training step", figures, info, settings=settings, json_path=args.json)
     return 0
 
 
