@@ -89,6 +89,27 @@ def generate_small(root: Path, *, jobs: int = 1, hashseed: str = "0", package: s
         raise AssertionError(f"d2timm-gen generate failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
 
 
+def check_small(root: Path, *args: str):
+    """``d2timm-gen check`` of the small package under ``root`` (in-process)."""
+    return cli("check", "--package", SMALL_PACKAGE, "--output", root, "--jobs", "1", *args)
+
+
+def generate_small_cli(root: Path, *args: str):
+    """``d2timm-gen generate`` of the small package under ``root`` (in-process); must succeed."""
+    result = cli("generate", "--package", SMALL_PACKAGE, "--output", root, "--jobs", "1", *args)
+    assert result.exit_code == 0, result.output
+    return result
+
+
+#: The kinds of change a text report lists, one ``KIND path`` line each.
+REPORT_KINDS = ("ADDED ", "REMOVED ", "CHANGED ", "HAND_EDITED ", "STALE_SEED ")
+
+
+def reported(result) -> set:
+    """The ``KIND path`` lines of a text report."""
+    return {line for line in result.stdout.splitlines() if line.startswith(REPORT_KINDS)}
+
+
 def summary_line(output: str) -> str:
     """The one-line summary ``generate`` prints last."""
     lines = [line for line in output.splitlines() if " models generated, " in line]

@@ -12,29 +12,25 @@ import json
 import pytest
 import torch
 
-from tests.helpers import MANIFEST, ROOT, SMALL_MODELS, SMALL_PACKAGE, cli, edit_manifest, load_json, summary_line
+from tests.helpers import (
+    MANIFEST,
+    ROOT,
+    SMALL_MODELS,
+    SMALL_PACKAGE,
+    cli,
+    edit_manifest,
+    load_json,
+    reported,
+    summary_line,
+)
+from tests.helpers import check_small as check
+from tests.helpers import generate_small_cli as generate
 
 PKG = SMALL_PACKAGE
 RESNET18 = f"{PKG}/resnet/resnet18.py"
 CONVNEXT = f"{PKG}/convnext/convnext_atto.py"
 FPN_SEED = "configs/resnet/resnet18_fpn.yaml"
 PLAIN_SEED = "configs/resnet/resnet18.yaml"
-
-
-def check(root, *args: str):
-    return cli("check", "--package", PKG, "--output", root, "--jobs", "1", *args)
-
-
-def generate(root, *args: str):
-    result = cli("generate", "--package", PKG, "--output", root, "--jobs", "1", *args)
-    assert result.exit_code == 0, result.output
-    return result
-
-
-def reported(result) -> set:
-    """The ``KIND path`` lines of a text report."""
-    kinds = ("ADDED ", "REMOVED ", "CHANGED ", "HAND_EDITED ", "STALE_SEED ")
-    return {line for line in result.stdout.splitlines() if line.startswith(kinds)}
 
 
 # ---------------------------------------------------------------------- hand edits
@@ -126,8 +122,14 @@ def test_a_timm_upgrade_is_reported_as_changed_with_the_spec_fields(small_copy):
     }
     assert "generated with timm 0.9.0; installed timm" in result.stdout
     assert "MODEL resnet18" in result.stdout and "MODEL convnext_atto" not in result.stdout
-    assert "-        Feature(name=\"res5\", module=\"layer4\", path=\"layer4\", index=4, channels=1024, stride=32)," in result.stdout
-    assert "+        Feature(name=\"res5\", module=\"layer4\", path=\"layer4\", index=4, channels=512, stride=32)," in result.stdout
+    assert (
+        '-        Feature(name="res5", module="layer4", path="layer4", index=4, channels=1024, stride=32),'
+        in result.stdout
+    )
+    assert (
+        '+        Feature(name="res5", module="layer4", path="layer4", index=4, channels=512, stride=32),'
+        in result.stdout
+    )
     assert "-      CHANNELS: [64, 128, 256, 1024]\n+      CHANNELS: [64, 128, 256, 512]" in result.stdout
 
     payload = json.loads(check(small_copy, "--format", "json").stdout)

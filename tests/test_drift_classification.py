@@ -26,27 +26,14 @@ import generator.compat
 import generator.pipeline
 import generator.render
 from generator.spec import ModelFacts
-from tests.helpers import SMALL_PACKAGE, cli, load_json
+from tests.helpers import SMALL_PACKAGE, cli, load_json, reported
+from tests.helpers import check_small as check
+from tests.helpers import generate_small_cli as generate
 
 PKG = SMALL_PACKAGE
 RESNET18 = f"{PKG}/resnet/resnet18.py"
 CONVNEXT = f"{PKG}/convnext/convnext_atto.py"
 REASON = "introspection failed: NotImplementedError: Cannot copy out of meta tensor; no data!"
-
-
-def check(root, *args: str):
-    return cli("check", "--package", PKG, "--output", root, "--jobs", "1", *args)
-
-
-def generate(root, *args: str):
-    result = cli("generate", "--package", PKG, "--output", root, "--jobs", "1", *args)
-    assert result.exit_code == 0, result.output
-    return result
-
-
-def reported(result) -> set:
-    kinds = ("ADDED ", "REMOVED ", "CHANGED ", "HAND_EDITED ", "STALE_SEED ")
-    return {line for line in result.stdout.splitlines() if line.startswith(kinds)}
 
 
 def json_report(root) -> dict:
