@@ -13,7 +13,7 @@ import textwrap
 import pytest
 import torch
 
-from tests.helpers import ROOT, build_backbone, model_config, python_subprocess
+from tests.helpers import ROOT, build_backbone, generated_class, model_config, python_subprocess
 
 SMALL = [
     ("resnet18", "resnet"),
@@ -99,13 +99,6 @@ def _sample_size(model: str, family: str):
         return H, W
     step = generated_class(model).SIZE_DIVISIBILITY
     return cfg.INPUT.MAX_SIZE_TEST - step, cfg.INPUT.MAX_SIZE_TEST
-
-
-def generated_class(model: str):
-    import generated
-
-    module = generated.model_module(model)
-    return next(v for v in vars(module).values() if getattr(v, "TIMM_MODEL", None) == model)
 
 
 # ------------------------------------------------------------- Mask R-CNN, real tensors

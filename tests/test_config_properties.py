@@ -15,22 +15,14 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.helpers import build_backbone, ceil_div, model_config, skip_meta_init
+from tests.helpers import build_backbone, ceil_div, generated_class, model_config, skip_meta_init
 
 MODEL, FAMILY = "resnet18", "resnet"
 KEY = "MODEL.BACKBONE.CONFIG"
 H, W = 64, 96
 
 
-def _features():
-    import generated
-
-    module = generated.model_module(MODEL)
-    cls = next(v for v in vars(module).values() if getattr(v, "TIMM_MODEL", None) == MODEL)
-    return cls.FEATURES
-
-
-FEATURES = _features()
+FEATURES = generated_class(MODEL).FEATURES
 #: What OUT_FEATURES may name: feature names, timm modules, and names that are neither.
 NAMES = [f.name for f in FEATURES] + [f.module for f in FEATURES] + ["layer9", "res7", "stem", ""]
 REMAP_NAMES = ["res2", "res3", "p4", "out", "a", "b", "1bad", "has space", "res5"]
