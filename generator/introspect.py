@@ -153,13 +153,16 @@ def _forward(net, channels: int, size: Tuple[int, int]) -> list:
     return list(outputs.values()) if isinstance(outputs, dict) else list(outputs)
 
 
+def _spatial(out, layout: str) -> Tuple[int, int]:
+    return tuple(out.shape[1:3]) if layout == "NHWC" else tuple(out.shape[2:4])
+
+
 def _fits(out, layout: str, size: Tuple[int, int], nominal: int) -> bool:
     """Whether a map is exactly ceil(size / reduction), or the reduction divides the size
     (then timm's own padding may make it a row or column off)."""
     if out.dim() != 4:
         return True  # let the measurement say what is wrong
-    spatial = tuple(out.shape[1:3]) if layout == "NHWC" else tuple(out.shape[2:4])
-    exact = spatial == (math.ceil(size[0] / nominal), math.ceil(size[1] / nominal))
+    exact = _spatial(out, layout) == (math.ceil(size[0] / nominal), math.ceil(size[1] / nominal))
     return exact or not (size[0] % nominal or size[1] % nominal)
 
 
@@ -219,10 +222,6 @@ def _measure(net, size: Tuple[int, int], outputs: list, exact: bool = True, omit
     if not features:
         raise IntrospectionError(f"no level has a reduction that divides the input {size[0]}x{size[1]}")
     return _Measured(layout, tuple(features), slack, tuple(omitted))
-
-
-def _spatial(out, layout: str) -> Tuple[int, int]:
-    return tuple(out.shape[1:3]) if layout == "NHWC" else tuple(out.shape[2:4])
 
 
 def _crop(out, layout: str, height: int, width: int):
