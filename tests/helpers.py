@@ -8,8 +8,6 @@ per test session, across pytest-xdist workers, by :func:`shared_dir`.
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import json
 import os
 import shutil
@@ -17,6 +15,8 @@ import subprocess
 import sys
 from pathlib import Path
 from typing import Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+
+from generator.compat import skip_meta_init
 
 ROOT = Path(__file__).resolve().parent.parent
 MANIFEST = ROOT / "generated" / "MANIFEST.json"
@@ -284,38 +284,6 @@ def probe_sizes(cls) -> Tuple[Tuple[int, int], Tuple[int, int]]:
         h, w = ceil_div(h, step) * step, ceil_div(w, step) * step
         sizes.append((h, w + step if h == w else w))
     return tuple(sizes)
-
-
-#: In-place tensor methods that weight initialisers use. On the meta device they change
-#: nothing (there are no values) but each costs a Python-level meta kernel call.
-_INIT_METHODS = (
-    "add_", "clamp_", "copy_", "div_", "erfinv_", "exponential_", "fill_", "mul_", "normal_", "sub_",
-    "uniform_", "zero_",
-)  # fmt: skip
-
-
-@contextlib.contextmanager
-def skip_meta_init():
-    """Skip in-place initialisation of meta tensors while a model is built (about four
-    times faster construction); other tensors are initialised as usual."""
-    import torch
-
-    saved = {name: getattr(torch.Tensor, name) for name in _INIT_METHODS}
-
-    def skipping(method):
-        @functools.wraps(method)
-        def call(self, *args, **kwargs):
-            return self if self.is_meta else method(self, *args, **kwargs)
-
-        return call
-
-    for name, method in saved.items():
-        setattr(torch.Tensor, name, skipping(method))
-    try:
-        yield
-    finally:
-        for name, method in saved.items():
-            setattr(torch.Tensor, name, method)
 
 
 def probe_catalog_model(model: str, family: str, root: Path = ROOT, package: str = "generated") -> None:

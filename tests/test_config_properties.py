@@ -15,7 +15,8 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.helpers import build_backbone, ceil_div, generated_class, model_config, skip_meta_init
+from generator.compat import skip_meta_init
+from tests.helpers import build_backbone, ceil_div, generated_class, model_config
 
 MODEL, FAMILY = "resnet18", "resnet"
 KEY = "MODEL.BACKBONE.CONFIG"
