@@ -11,7 +11,7 @@ from typing import Callable, Dict, Mapping, Optional, Tuple
 from . import __version__
 from .discover import Catalog, DiscoveryError, ModelRef, load_catalog, select
 from .introspect import Progress, import_plugins, introspect_all
-from .plan import Plan, Selection, build_plan, cached_facts, read_manifest, settle_seed_records
+from .plan import Plan, Selection, build_plan, cached_facts, formatted_on_disk, read_manifest, settle_seed_records
 from .spec import FACTS_SCHEMA, ModelFacts, SpecError, make_spec
 
 __all__ = ["Outcome", "plan_package", "tool_versions"]
@@ -98,7 +98,9 @@ def plan_package(
             specs.append(make_spec(model_facts))
         except SpecError as exc:
             excluded[ref.name] = (ref.family, str(exc))
-    plan = settle_seed_records(build_plan(package, selection, specs, excluded, versions), root, manifest)
+    known = {} if fresh else formatted_on_disk(root, manifest)
+    plan = build_plan(package, selection, specs, excluded, versions, known=known, jobs=jobs)
+    plan = settle_seed_records(plan, root, manifest)
     return Outcome(
         plan=plan,
         manifest=manifest,

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
-from .formatting import format_file
+from .formatting import format_files, source_key
 from .names import check_identifier
 from .render import render_base_configs, render_package, render_seeds, render_support
 from .spec import FACTS_SCHEMA, ModelFacts, ModelSpec, SpecError, canonical_json, sha256
@@ -27,6 +27,7 @@ __all__ = [
     "build_plan",
     "cached_facts",
     "compare",
+    "formatted_on_disk",
     "read_manifest",
     "settle_seed_records",
     "sha256",
@@ -95,19 +96,26 @@ def build_plan(
     specs: Iterable[ModelSpec],
     excluded: Mapping[str, Tuple[str, str]],
     versions: Mapping[str, str],
+    *,
+    known: Optional[Mapping[str, str]] = None,
+    jobs: int = 1,
 ) -> Plan:
-    """Render, format and index every file (pure: no disk access)."""
+    """Render, format and index every file (pure: no disk access).
+
+    ``known``: formatted Python texts of an earlier run by source key
+    (:func:`formatted_on_disk`), reused instead of formatting again; ``jobs``: processes
+    for the rest. Neither changes the result.
+    """
     check_identifier(package, "package name")
     specs = sorted(specs, key=lambda s: s.name)
-    rendered = render_package(package, specs)
-    rendered["SUPPORT.md"] = render_support(specs, excluded)
-    files = {f"{package}/{path}": format_file(path, text) for path, text in sorted(rendered.items())}
-    seeds: Dict[str, str] = {}
-    for name, text in render_base_configs().items():
-        seeds[f"{SEED_DIR}/{name}"] = format_file(name, text)
+    owned = {f"{package}/{path}": text for path, text in render_package(package, specs).items()}
+    owned[f"{package}/SUPPORT.md"] = render_support(specs, excluded)
+    seeded = {f"{SEED_DIR}/{name}": text for name, text in render_base_configs().items()}
     for spec in specs:
-        for path, text in render_seeds(spec).items():
-            seeds[f"{SEED_DIR}/{path}"] = format_file(path, text)
+        seeded.update((f"{SEED_DIR}/{path}", text) for path, text in render_seeds(spec).items())
+    formatted = format_files({**owned, **seeded}, known, jobs)
+    files = {path: formatted[path] for path in sorted(owned)}
+    seeds = {path: formatted[path] for path in sorted(seeded)}
     manifest = {
         "schema": MANIFEST_SCHEMA,
         "package": package,
@@ -115,11 +123,27 @@ def build_plan(
         "selection": selection.to_dict(),
         "files": {path: sha256(text) for path, text in sorted(files.items())},
         "seeds": {path: sha256(text) for path, text in sorted(seeds.items())},
+        # what each Python file was formatted from (formatting.source_key): lets the
+        # next run reuse the file instead of running black on the same text again
+        "sources": {path: source_key(text) for path, text in sorted(owned.items()) if path.endswith(".py")},
         "models": {spec.name: spec.to_dict() for spec in specs},
         "excluded": {name: {"family": family, "reason": reason} for name, (family, reason) in sorted(excluded.items())},
     }
     files[f"{package}/{MANIFEST_NAME}"] = canonical_json(manifest)
-    return Plan(package=package, files=files, seeds=dict(sorted(seeds.items())), manifest=manifest)
+    return Plan(package=package, files=files, seeds=seeds, manifest=manifest)
+
+
+def formatted_on_disk(root: Path, manifest: Optional[Mapping]) -> Dict[str, str]:
+    """Formatted Python files the generator wrote before, by the source key they were
+    formatted from, for the files that are still exactly what it wrote (a hand-edited
+    file is never reused: its hash differs from the manifest's)."""
+    recorded: Mapping[str, str] = (manifest or {}).get("files", {})
+    known: Dict[str, str] = {}
+    for path, key in (manifest or {}).get("sources", {}).items():
+        text = _read(Path(root) / path)
+        if text is not None and recorded.get(path) == sha256(text):
+            known[key] = text
+    return known
 
 
 def settle_seed_records(plan: Plan, root: Path, manifest: Optional[Mapping]) -> Plan:
