@@ -125,15 +125,15 @@ INIT_METHODS = frozenset(
 )  # fmt: skip
 
 
-def _is_meta_init(func, args) -> bool:
+def _meta_init_target(func, args, kwargs):
+    """The meta tensor an initialiser of :data:`INIT_METHODS` is called on, else None.
+    ``torch.nn.init`` functions pass it as the keyword ``tensor``."""
     import torch
 
-    return (
-        getattr(func, "__name__", "") in INIT_METHODS
-        and bool(args)
-        and isinstance(args[0], torch.Tensor)
-        and args[0].is_meta
-    )
+    if getattr(func, "__name__", "") not in INIT_METHODS:
+        return None
+    target = args[0] if args else (kwargs or {}).get("tensor")
+    return target if isinstance(target, torch.Tensor) and target.is_meta else None
 
 
 @contextlib.contextmanager
@@ -144,9 +144,8 @@ def skip_meta_init() -> Iterator[None]:
 
     class _SkipMetaInit(TorchFunctionMode):
         def __torch_function__(self, func, types, args=(), kwargs=None):
-            if _is_meta_init(func, args):
-                return args[0]
-            return func(*args, **(kwargs or {}))
+            target = _meta_init_target(func, args, kwargs)
+            return target if target is not None else func(*args, **(kwargs or {}))
 
     with _SkipMetaInit():
         yield
@@ -173,8 +172,9 @@ def meta_device() -> Iterator[None]:
 
     class _MetaBuild(TorchFunctionMode):
         def __torch_function__(self, func, types, args=(), kwargs=None):
-            if _is_meta_init(func, args):
-                return args[0]
+            target = _meta_init_target(func, args, kwargs)
+            if target is not None:
+                return target
             kwargs = dict(kwargs or {})
             if func is torch.linspace and "device" not in kwargs:
                 kwargs["device"] = "cpu"

@@ -1,0 +1,104 @@
+"""generator.introspect's shortcuts: building without initialising meta tensors and
+shape-only probe forwards give the facts a plain meta-device run gives, and the shape
+errors that decide a model's input rule still happen."""
+
+from __future__ import annotations
+
+import contextlib
+
+import pytest
+import torch
+from torch import nn
+
+import generator.introspect as introspect
+from generator.compat import meta_device, skip_meta_init
+
+#: One model per hard case: plain CNN, ViT (dynamic size and padding), the odd-multiple
+#: re-measure (mobilevitv2 needs 64), unpadded convolutions (inception), an omitted
+#: resampled branch (crossvit), a token-mixing MLP that only takes its default size.
+MODELS = (
+    ("resnet18", "resnet"),
+    ("vit_tiny_patch16_224", "vision_transformer"),
+    ("mobilevitv2_050", "mobilevit"),
+    ("inception_v3", "inception_v3"),
+    ("crossvit_tiny_240", "crossvit"),
+    ("mixer_s16_224", "mlp_mixer"),
+)
+
+
+@contextlib.contextmanager
+def _plain_meta():
+    """Creation on the meta device with initialisation, and forwards without shortcuts."""
+    with torch.device("meta"):
+        yield
+
+
+@pytest.mark.parametrize("model, family", MODELS, ids=[m for m, _ in MODELS])
+def test_shortcuts_measure_what_a_plain_meta_run_measures(model, family, monkeypatch):
+    fast = introspect.introspect(model, family)
+    monkeypatch.setattr(introspect, "_shape_only_mode", contextlib.nullcontext)
+    monkeypatch.setattr("generator.compat.meta_device", _plain_meta)
+    plain = introspect.introspect(model, family)
+    assert fast == plain
+
+
+def _probe(module: nn.Module, shape):
+    with torch.no_grad():
+        return module(torch.empty(*shape, device="meta"))
+
+
+@pytest.mark.parametrize(
+    "layers, shape",
+    [
+        (lambda: (nn.Conv2d(3, 8, 3), nn.BatchNorm2d(4)), (1, 3, 16, 16)),
+        (lambda: (nn.Conv2d(3, 9, 3), nn.GroupNorm(2, 8)), (1, 3, 16, 16)),
+        (lambda: (nn.Conv2d(3, 8, 3), nn.GroupNorm(2, 6)), (1, 3, 16, 16)),
+        (lambda: (nn.Flatten(), nn.LayerNorm(100)), (1, 1, 8, 8)),
+        (lambda: (nn.Flatten(), nn.Linear(100, 4)), (1, 1, 8, 8)),
+    ],
+    ids=["batch_norm", "group_norm_groups", "group_norm_affine", "layer_norm", "linear"],
+)
+def test_shape_only_forwards_fail_where_real_ones_do(layers, shape):
+    with torch.device("meta"):
+        net = nn.Sequential(*layers()).eval()
+    with pytest.raises(RuntimeError):
+        _probe(net, shape)
+    with pytest.raises(RuntimeError), introspect._shape_only_mode():
+        _probe(net, shape)
+
+
+def test_shape_only_forwards_give_real_shapes_and_memory_formats():
+    with torch.device("meta"):
+        net = nn.Sequential(
+            nn.Conv2d(3, 8, 3, stride=2), nn.BatchNorm2d(8), nn.GELU(), nn.GroupNorm(2, 8), nn.Flatten(2),
+            nn.LayerNorm(49), nn.Linear(49, 5), nn.Dropout(), nn.SiLU(),
+        ).eval()  # fmt: skip
+    x = torch.empty(2, 3, 16, 16, device="meta").to(memory_format=torch.channels_last)
+    plain = _probe(net, x.shape)
+    with introspect._shape_only_mode():
+        fast = _probe(net, x.shape)
+    assert fast.shape == plain.shape == (2, 8, 5) and fast.is_meta
+    bn = nn.BatchNorm2d(3, device="meta").eval()
+    with torch.no_grad(), introspect._shape_only_mode():
+        assert bn(x).is_contiguous(memory_format=torch.channels_last)
+
+
+def test_meta_init_is_skipped_only_on_meta_tensors():
+    real = torch.zeros(4)
+    meta = torch.empty(4, device="meta")
+    with skip_meta_init():
+        assert nn.init.normal_(meta) is meta
+        assert meta.uniform_() is meta
+        nn.init.constant_(real, 3.0)
+        real.add_(1.0)
+    assert real.tolist() == [4.0, 4.0, 4.0, 4.0]
+
+
+def test_meta_device_builds_on_meta_and_computes_linspace_on_the_cpu():
+    with meta_device():
+        layer = nn.Linear(4, 2)
+        rates = torch.linspace(0, 1, 3)
+        positions = torch.linspace(0, 1, 3, device="meta")
+    assert layer.weight.is_meta and layer.weight.shape == (2, 4)
+    assert rates.tolist() == [0.0, 0.5, 1.0]
+    assert positions.is_meta
