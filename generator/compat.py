@@ -128,10 +128,10 @@ INIT_METHODS = frozenset(
 def _meta_init_target(func, args, kwargs):
     """The meta tensor an initialiser of :data:`INIT_METHODS` is called on, else None.
     ``torch.nn.init`` functions pass it as the keyword ``tensor``."""
-    import torch
-
     if getattr(func, "__name__", "") not in INIT_METHODS:
         return None
+    import torch
+
     target = args[0] if args else (kwargs or {}).get("tensor")
     return target if isinstance(target, torch.Tensor) and target.is_meta else None
 
@@ -172,13 +172,13 @@ def meta_device() -> Iterator[None]:
 
     class _MetaBuild(TorchFunctionMode):
         def __torch_function__(self, func, types, args=(), kwargs=None):
+            kwargs = kwargs or {}
+            if func is linspace and "device" not in kwargs:
+                return func(*args, **kwargs, device="cpu")
             target = _meta_init_target(func, args, kwargs)
-            if target is not None:
-                return target
-            kwargs = dict(kwargs or {})
-            if func is torch.linspace and "device" not in kwargs:
-                kwargs["device"] = "cpu"
-            return func(*args, **kwargs)
+            return target if target is not None else func(*args, **kwargs)
+
+    linspace = torch.linspace
 
     # Entered after the device context, so it sees each call first and the device
     # context then leaves the explicit "cpu" alone.

@@ -138,40 +138,32 @@ SIZE_MODES: Tuple[Tuple[Tuple[str, bool], ...], ...] = (
 )
 
 
-def _all_levels(name: str, kwargs: dict, levels: Optional[Tuple[int, ...]] = None):
+def _all_levels(name: str, kwargs: dict, extra: Optional[dict] = None) -> Tuple[object, Optional[dict]]:
     """The features_only model with every level timm declares (some only allow their
-    defaults). ``levels``: every level's index, known from another creation of the same
-    model: then one creation is enough (a model that refuses them is created as usual)."""
-    if levels is not None:
-        try:
-            net = _create(name, out_indices=levels, **kwargs)
-        except Exception:
-            net = None
-        if net is not None and tuple(net.feature_info.out_indices) == levels:
-            return net
+    defaults), and the arguments that gave every level: ``{}`` when the default does,
+    ``{"out_indices": ...}`` when they had to be asked for, None when the model only
+    gives its default levels. Given ``extra`` from an earlier creation of the same
+    model, one creation is enough."""
+    if extra is not None:
+        return _create(name, **extra, **kwargs), extra
     net = _create(name, **kwargs)
     levels = tuple(range(len(net.feature_info.info)))
-    if tuple(net.feature_info.out_indices) != levels:
-        try:
-            net = _create(name, out_indices=levels, **kwargs)
-        except Exception:  # some models only expose their default levels; keep those
-            pass
-    return net
-
-
-def _levels(net) -> Optional[Tuple[int, ...]]:
-    """Every level's index, if ``net`` returns every level."""
-    levels = tuple(range(len(net.feature_info.info)))
-    return levels if tuple(net.feature_info.out_indices) == levels else None
+    if tuple(net.feature_info.out_indices) == levels:
+        return net, {}
+    try:
+        return _create(name, out_indices=levels, **kwargs), {"out_indices": levels}
+    except Exception:  # some models only expose their default levels; keep those
+        return net, None
 
 
 def _shape_only_mode():
-    """A TorchFunctionMode for probe forwards: the normalisations, activations and
-    linear layers that take most of a forward on the meta device (each a Python-level
-    meta kernel: batch norm alone is 90 % of a ResNet's) return an empty tensor of the
-    shape they would return, after checking the shapes that would make them fail. Every
-    other call runs as usual. Probe forwards are two to five times faster; shapes and
-    shape errors are the same."""
+    """A TorchFunctionMode for probe forwards: the calls that take most of a forward on
+    the meta device (each a Python-level meta kernel: batch norm alone is 90 % of a
+    ResNet's) return an empty tensor of the shape they would return, after checking the
+    shapes that would make them fail. Where a shortcut is unsure (type promotion,
+    broadcasting to a new shape, an unusual attention mask) the call runs as usual, as
+    every other call does. Probe forwards are two to five times faster; shapes and shape
+    errors are the same (``tests/test_introspect.py`` compares them)."""
     import torch
     import torch.nn.functional as F
     from torch.overrides import TorchFunctionMode
@@ -204,19 +196,57 @@ def _shape_only_mode():
             )
         return x.new_empty((*x.shape[:-1], weight.shape[0]))
 
+    def binary(a, b, *args, **kwargs):
+        """add / mul: the output has the shape (and layout) of the operand as large as it."""
+        if "out" in kwargs:
+            return None
+        if isinstance(b, (int, float)) and not isinstance(b, bool):
+            return torch.empty_like(a) if a.is_floating_point() else None
+        if not isinstance(b, torch.Tensor) or not b.is_meta or b.dtype != a.dtype:
+            return None
+        shape = torch.broadcast_shapes(a.shape, b.shape)  # raises where the real call would
+        if shape == a.shape:
+            return torch.empty_like(a)
+        return torch.empty_like(b) if shape == b.shape else None
+
+    def attention(q, k, v, attn_mask=None, *args, **kwargs):
+        if not (isinstance(k, torch.Tensor) and isinstance(v, torch.Tensor) and k.is_meta and v.is_meta):
+            return None
+        if q.dim() < 2 or not q.dim() == k.dim() == v.dim() or kwargs.get("enable_gqa"):
+            return None
+        if not q.shape[:-2] == k.shape[:-2] == v.shape[:-2] or q.shape[-1] != k.shape[-1] or k.shape[-2] != v.shape[-2]:
+            return None
+        scores = (*q.shape[:-1], k.shape[-2])
+        if attn_mask is not None and torch.broadcast_shapes(attn_mask.shape, scores) != scores:
+            return None
+        return q.new_empty((*q.shape[:-1], v.shape[-1]))
+
     elementwise = (
         F.relu, F.relu6, F.gelu, F.silu, F.mish, F.hardswish, F.hardsigmoid, F.sigmoid, F.elu,
         F.leaky_relu, F.dropout, torch.sigmoid, torch.tanh,
     )  # fmt: skip
-    table = {**{f: same for f in elementwise}, F.batch_norm: batch_norm, F.layer_norm: layer_norm,
-             F.group_norm: group_norm, F.linear: linear}  # fmt: skip
+    binaries = (
+        torch.add, torch.mul, torch.Tensor.add, torch.Tensor.mul, torch.Tensor.__add__, torch.Tensor.__radd__,
+        torch.Tensor.__mul__, torch.Tensor.__rmul__,
+    )  # fmt: skip
+    table = {
+        **{f: same for f in elementwise},
+        **{f: binary for f in binaries},
+        F.batch_norm: batch_norm,
+        F.layer_norm: layer_norm,
+        F.group_norm: group_norm,
+        F.linear: linear,
+        F.scaled_dot_product_attention: attention,
+    }
 
     class _ShapeOnly(TorchFunctionMode):
         def __torch_function__(self, func, types, args=(), kwargs=None):
             kwargs = kwargs or {}
             shortcut = table.get(func)
             if shortcut is not None and args and isinstance(args[0], torch.Tensor) and args[0].is_meta:
-                return shortcut(*args, **kwargs)
+                result = shortcut(*args, **kwargs)
+                if result is not None:
+                    return result
             return func(*args, **kwargs)
 
     return _ShapeOnly()
@@ -378,11 +408,11 @@ def _probe(name: str, cfg: dict, family: str = "") -> _Probe:
     """
     channels, default_h, default_w = (int(v) for v in cfg.get("input_size", (3, 224, 224)))
     errors = []
-    levels = None  # every level's index, once a creation has shown them
+    extra = None  # what gives every level, once a creation has shown it
     for mode in () if family in SIZE_BOUND_FAMILIES else SIZE_MODES:
         try:
-            net = _all_levels(name, dict(mode), levels)
-            levels = levels or _levels(net)
+            net, found = _all_levels(name, dict(mode), extra)
+            extra = found if extra is None else extra
         except TypeError:  # the model has no such argument
             continue
         except Exception as exc:
@@ -417,7 +447,7 @@ def _probe(name: str, cfg: dict, family: str = "") -> _Probe:
                     continue
                 return _Probe(net, mode, size, padded[1], multiple, False, input_pad=padded[0])
             return _Probe(net, mode, size, measured, 1 if pads else multiple, False)
-    net = _all_levels(name, {}, levels)
+    net, _ = _all_levels(name, {}, extra)
     size = (default_h, default_w)
     try:
         measured = _measure(net, size, _forward(net, channels, size), exact=False, omit=True)

@@ -102,3 +102,47 @@ def test_meta_device_builds_on_meta_and_computes_linspace_on_the_cpu():
     assert layer.weight.is_meta and layer.weight.shape == (2, 4)
     assert rates.tolist() == [0.0, 0.5, 1.0]
     assert positions.is_meta
+
+
+def _meta(*shape, dtype=torch.float32):
+    return torch.empty(*shape, device="meta", dtype=dtype)
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: _meta(2, 3) + _meta(4),
+        lambda: torch.mul(_meta(2, 3, 5), _meta(2, 1, 4)),
+        lambda: nn.functional.scaled_dot_product_attention(_meta(1, 2, 5, 8), _meta(1, 2, 6, 4), _meta(1, 2, 6, 8)),
+        lambda: nn.functional.scaled_dot_product_attention(_meta(1, 2, 5, 8), _meta(1, 2, 6, 8), _meta(1, 2, 7, 8)),
+    ],
+    ids=["add", "mul", "attention_qk", "attention_kv"],
+)
+def test_shape_only_arithmetic_fails_where_real_arithmetic_does(call):
+    with pytest.raises(RuntimeError):
+        call()
+    with pytest.raises(RuntimeError), introspect._shape_only_mode():
+        call()
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: _meta(2, 3, 4) + _meta(4),
+        lambda: _meta(4) + _meta(2, 3, 4),
+        lambda: _meta(2, 1, 4) * _meta(1, 3, 1),  # broadcast to a new shape: the real call
+        lambda: 2.0 * _meta(2, 3),
+        lambda: _meta(2, 3, dtype=torch.int64) + 0.5,  # promoted: the real call
+        lambda: _meta(2, 3, dtype=torch.float16) + _meta(2, 3),  # promoted: the real call
+        lambda: nn.functional.scaled_dot_product_attention(_meta(1, 2, 5, 8), _meta(1, 2, 6, 8), _meta(1, 2, 6, 3)),
+        lambda: nn.functional.scaled_dot_product_attention(
+            _meta(1, 2, 5, 8), _meta(1, 2, 6, 8), _meta(1, 2, 6, 8), attn_mask=_meta(5, 6)
+        ),
+    ],
+    ids=["broadcast_right", "broadcast_left", "broadcast_both", "scalar", "int_scalar", "dtypes", "attention", "mask"],
+)
+def test_shape_only_arithmetic_gives_real_shapes_and_dtypes(call):
+    real = call()
+    with introspect._shape_only_mode():
+        fast = call()
+    assert (fast.shape, fast.dtype, fast.is_meta) == (real.shape, real.dtype, True)
