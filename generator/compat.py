@@ -136,18 +136,29 @@ def _meta_init_target(func, args, kwargs):
     return target if isinstance(target, torch.Tensor) and target.is_meta else None
 
 
+def _build_mode(host_linspace: bool):
+    """The TorchFunctionMode of :func:`skip_meta_init` and :func:`meta_device`."""
+    import torch
+    from torch.overrides import TorchFunctionMode
+
+    linspace = torch.linspace
+
+    class _BuildMode(TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            kwargs = kwargs or {}
+            if host_linspace and func is linspace and "device" not in kwargs:
+                return func(*args, **kwargs, device="cpu")
+            target = _meta_init_target(func, args, kwargs)
+            return target if target is not None else func(*args, **kwargs)
+
+    return _BuildMode()
+
+
 @contextlib.contextmanager
 def skip_meta_init() -> Iterator[None]:
     """Inside: the in-place initialisers of :data:`INIT_METHODS` return meta tensors as
     they are; every other call, and every call on real tensors, runs as usual."""
-    from torch.overrides import TorchFunctionMode
-
-    class _SkipMetaInit(TorchFunctionMode):
-        def __torch_function__(self, func, types, args=(), kwargs=None):
-            target = _meta_init_target(func, args, kwargs)
-            return target if target is not None else func(*args, **(kwargs or {}))
-
-    with _SkipMetaInit():
+    with _build_mode(host_linspace=False):
         yield
 
 
@@ -168,19 +179,8 @@ def meta_device() -> Iterator[None]:
     Only for building: a forward under it would skip in-place arithmetic too.
     """
     import torch
-    from torch.overrides import TorchFunctionMode
-
-    class _MetaBuild(TorchFunctionMode):
-        def __torch_function__(self, func, types, args=(), kwargs=None):
-            kwargs = kwargs or {}
-            if func is linspace and "device" not in kwargs:
-                return func(*args, **kwargs, device="cpu")
-            target = _meta_init_target(func, args, kwargs)
-            return target if target is not None else func(*args, **kwargs)
-
-    linspace = torch.linspace
 
     # Entered after the device context, so it sees each call first and the device
     # context then leaves the explicit "cpu" alone.
-    with torch.device("meta"), _MetaBuild():
+    with torch.device("meta"), _build_mode(host_linspace=True):
         yield
