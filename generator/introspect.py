@@ -563,7 +563,11 @@ def introspect_all(
     context = multiprocessing.get_context("spawn")
     workers = max(1, min(jobs, len(refs)))
     pool = ProcessPool(
-        max_workers=workers, max_tasks=MAX_TASKS_PER_WORKER, initializer=_worker_init, initargs=(tuple(imports),), context=context
+        max_workers=workers,
+        max_tasks=MAX_TASKS_PER_WORKER,
+        initializer=_worker_init,
+        initargs=(tuple(imports),),
+        context=context,
     )
     try:
         futures = {pool.schedule(_introspect_task, args=(ref.name, ref.family), timeout=timeout): ref for ref in refs}
