@@ -47,13 +47,8 @@ class Failure:
     reason: str
 
 
-def probe_size(reductions: Sequence[int], fixed: Optional[Tuple[int, int]]) -> Tuple[int, int]:
-    """A non-square (H, W) that every nominal reduction divides, near :data:`PROBE_TARGET`."""
-    if fixed is not None:
-        return fixed
-    step = 1
-    for r in reductions:
-        step = step * r // math.gcd(step, r)
+def probe_size(step: int) -> Tuple[int, int]:
+    """A non-square (H, W), multiples of ``step``, near :data:`PROBE_TARGET`."""
     h = step * max(2, math.ceil(PROBE_TARGET[0] / step))
     w = step * max(2, math.ceil(PROBE_TARGET[1] / step))
     if w == h:
@@ -419,15 +414,12 @@ def _probe(name: str, cfg: dict, family: str = "") -> _Probe:
             if not mode:
                 raise IntrospectionError(f"features_only is not supported: {_first_line(exc)}") from None
             continue
-        step = 1
-        for r in net.feature_info.reduction():
-            step = step * r // math.gcd(step, r)
-        candidates = (step, 2 * step, 4 * step, step * default_h // math.gcd(step, default_h))
-        for multiple in dict.fromkeys(candidates):
-            size = probe_size([multiple], None)
-            if dict(mode).get("dynamic_img_pad"):
+        step = math.lcm(*net.feature_info.reduction())
+        pads = bool(dict(mode).get("dynamic_img_pad"))
+        for multiple in dict.fromkeys((step, 2 * step, 4 * step, math.lcm(step, default_h))):
+            size = probe_size(multiple)
+            if pads:
                 size = (size[0] + 2, size[1] + 6)  # not multiples: the model pads itself
-            pads = bool(dict(mode).get("dynamic_img_pad"))
             outputs = None
             try:
                 outputs = _forward(net, channels, size)

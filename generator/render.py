@@ -32,6 +32,7 @@ RUNTIME_MODULES = ("__init__", "backbone", "config", "fpn", "pyramid", "registry
 BASE_CONFIGS = {"fpn": "Base-RCNN-FPN-timm.yaml", "plain": "Base-RCNN-timm.yaml"}
 
 
+@lru_cache(maxsize=None)
 def template_dir() -> Path:
     """The templates beside this package in a checkout, else the installed package data
     (``generator.templates``)."""

@@ -143,9 +143,9 @@ class ModelFacts:
         fields = {f.name for f in dataclasses.fields(cls)}
         # Fields with a default may be absent: their default is what introspection
         # recorded before they existed.
-        optional = {f.name for f in dataclasses.fields(cls) if f.default is not dataclasses.MISSING}
+        defaults = {f.name: f.default for f in dataclasses.fields(cls) if f.default is not dataclasses.MISSING}
         unknown = sorted(set(data) - fields)
-        missing = sorted(fields - set(data) - optional)
+        missing = sorted(fields - set(data) - set(defaults))
         if unknown or missing:
             raise SpecError(f"facts for {data.get('name')!r}: unknown keys {unknown}, missing keys {missing}")
         return cls(
@@ -160,11 +160,11 @@ class ModelFacts:
             pixel_mean=tuple(float(v) for v in data["pixel_mean"]),
             pixel_std=tuple(float(v) for v in data["pixel_std"]),
             probe_size=tuple(int(v) for v in data["probe_size"]),
-            create_kwargs=tuple((str(k), bool(v)) for k, v in data.get("create_kwargs", ())),
-            input_multiple=int(data.get("input_multiple", 1)),
-            size_slack=int(data.get("size_slack", 0)),
-            input_pad=int(data.get("input_pad", 0)),
-            omitted=tuple(str(m) for m in data.get("omitted", ())),
+            create_kwargs=tuple((str(k), bool(v)) for k, v in data.get("create_kwargs", defaults["create_kwargs"])),
+            input_multiple=int(data.get("input_multiple", defaults["input_multiple"])),
+            size_slack=int(data.get("size_slack", defaults["size_slack"])),
+            input_pad=int(data.get("input_pad", defaults["input_pad"])),
+            omitted=tuple(str(m) for m in data.get("omitted", defaults["omitted"])),
         )
 
 
@@ -270,9 +270,7 @@ def make_spec(facts: ModelFacts, out_features: Optional[Tuple[str, ...]] = None)
     pyramid = "fpn" if len(fpn) >= 2 else "simple"
     if pyramid == "simple":
         fpn = (out_features[-1],)
-    divisibility = facts.input_multiple
-    for stride in strides:
-        divisibility = divisibility * stride // math.gcd(divisibility, stride)
+    divisibility = math.lcm(facts.input_multiple, *strides)
     return ModelSpec(
         facts=facts,
         features=features,

@@ -172,10 +172,7 @@ class TimmBackbone(Backbone):
 
     @property
     def size_divisibility(self) -> int:
-        divisibility = 1
-        for stride in self._out_feature_strides.values():
-            divisibility = divisibility * stride // math.gcd(divisibility, stride)
-        return divisibility
+        return math.lcm(*self._out_feature_strides.values())
 
     def forward(self, x: torch.Tensor) -> Dict[str, torch.Tensor]:
         if x.dim() != 4:
