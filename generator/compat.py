@@ -25,7 +25,6 @@ __all__ = [
     "installed_timm_version",
     "meta_device",
     "skip_meta_init",
-    "parse_version",
     "timm_gate",
     "timm_is_supported",
     "unsupported_timm",
@@ -66,16 +65,15 @@ def installed_timm_version() -> Optional[str]:
         return "unknown"
 
 
-def parse_version(version: str) -> Optional[Tuple[int, int]]:
-    """(major, minor) of a version string such as ``1.0.3`` or ``1.1.0.dev0``; None if it
-    does not start with two numbers."""
-    match = re.match(r"\s*v?(\d+)\.(\d+)", version)
-    return (int(match.group(1)), int(match.group(2))) if match else None
-
-
 def timm_is_supported(version: str) -> bool:
-    parsed = parse_version(version)
-    return parsed is not None and parsed >= (1, 0) and parsed[0] < 2
+    """Whether ``version`` is inside :data:`SUPPORTED_TIMM` (pre-releases included)."""
+    from packaging.specifiers import SpecifierSet
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        return SpecifierSet(SUPPORTED_TIMM).contains(Version(version), prereleases=True)
+    except InvalidVersion:
+        return False
 
 
 def unsupported_timm(version: Optional[str] = None) -> Optional[str]:
