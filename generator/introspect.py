@@ -11,6 +11,7 @@ of one model is recorded as that model's failure and the run goes on.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import multiprocessing
 import os
@@ -20,7 +21,8 @@ from dataclasses import dataclass
 from typing import Callable, Dict, Iterable, NamedTuple, Optional, Sequence, Tuple, Union
 
 from .discover import ModelRef
-from .spec import FeatureFacts, ModelFacts
+from .names import safe_text
+from .spec import FeatureFacts, GridParam, ModelFacts
 
 __all__ = ["Failure", "IntrospectionError", "introspect", "introspect_all", "probe_size"]
 
@@ -216,6 +218,18 @@ def _shape_only_mode():
             return None
         return q.new_empty((*q.shape[:-1], v.shape[-1]))
 
+    def lstm(x, hx, weights, *args, **kwargs):
+        """nn.LSTM (the padded overload): an output of (..., directions * hidden), and the
+        final states shaped as the initial ones. Runs once per step on the meta device
+        otherwise (seconds for sequencer's rows and columns)."""
+        if not isinstance(hx, (tuple, list)) or len(hx) != 2 or not weights or x.dim() != 3:
+            return None
+        bidirectional = args[4] if len(args) > 4 else kwargs.get("bidirectional")
+        if not isinstance(bidirectional, bool) or x.shape[-1] != weights[0].shape[1]:
+            return None
+        directions = 2 if bidirectional else 1
+        return x.new_empty((*x.shape[:-1], directions * hx[0].shape[-1])), torch.empty_like(hx[0]), torch.empty_like(hx[1])
+
     elementwise = (
         F.relu, F.relu6, F.gelu, F.silu, F.mish, F.hardswish, F.hardsigmoid, F.sigmoid, F.elu,
         F.leaky_relu, F.dropout, torch.sigmoid, torch.tanh,
@@ -232,6 +246,7 @@ def _shape_only_mode():
         F.group_norm: group_norm,
         F.linear: linear,
         F.scaled_dot_product_attention: attention,
+        torch._VF.lstm: lstm,
     }
 
     class _ShapeOnly(TorchFunctionMode):
@@ -390,6 +405,148 @@ class _Probe(NamedTuple):
     input_multiple: int
     fixed: bool
     input_pad: int = 0
+    build: Optional["_Build"] = None  # a fixed-size model built at the detection side
+    fixed_reason: str = ""  # a fixed-size model that stays at its pretrained size: why
+
+
+# ------------------------------------------------------------- fixed-size models, moved
+
+#: The square side a fixed-size model is built at for detection, where timm can build it
+#: at another size (``img_size=``): ViTDet's input (Li et al., 2022), which pads every
+#: image to a square. The first multiple of the model's step at or above it is used.
+DETECTION_SIDE = 1024
+
+#: Parameters whose shape follows the input size and that a checkpoint at the pretrained
+#: size can be resampled into, by name: (fnmatch pattern, kind). Absolute position
+#: embeddings are "tokens" (class tokens first); relative-position and attention-bias
+#: tables are "table" (extra entries last, as BEiT's); 1-D relative offsets are "line".
+#: A "tokens" or "table" parameter laid out on two dims becomes "grid". Any other
+#: parameter that changes shape (a token-mixing MLP sized by the patch count) keeps the
+#: model at its pretrained size.
+GRID_RULES: Tuple[Tuple[str, str], ...] = (
+    ("*relative_position_bias_table", "table"),
+    ("*attention_biases", "table"),
+    ("*height_rel", "line"),
+    ("*width_rel", "line"),
+    ("*rel_pos_h", "line"),
+    ("*rel_pos_w", "line"),
+    ("*pos_embed*", "tokens"),
+    ("*pos_emb", "tokens"),
+    ("*patch_pos", "tokens"),
+)
+
+#: Entries off the grid a flattened table may hold (class tokens, BEiT's 3 distances).
+MAX_EXTRA = 8
+
+
+class _Build(NamedTuple):
+    side: int
+    multiple: int
+    net: object
+    measured: _Measured
+    grid_params: Tuple[GridParam, ...]
+
+
+def _pattern(key: str) -> str:
+    """A state-dict key with its numbered parts as ``*`` (one pattern per repeated block)."""
+    return ".".join("*" if part.isdigit() else part for part in key.split("."))
+
+
+def _square_root(value: int) -> int:
+    root = math.isqrt(value) if value > 0 else 0
+    return root if root * root == value else 0
+
+
+def _grid_param(key: str, before: Tuple[int, ...], after: Tuple[int, ...]) -> GridParam:
+    """How ``key`` is laid out, from its shapes at the pretrained and the detection side."""
+    import fnmatch
+
+    rule = next((kind for pattern, kind in GRID_RULES if fnmatch.fnmatchcase(key, pattern)), None)
+    changed = tuple(d for d, (a, b) in enumerate(zip(before, after)) if a != b)
+    shapes = f"{list(before)} at the pretrained size, {list(after)} at the detection size"
+    if rule is None or len(before) != len(after):
+        raise IntrospectionError(
+            f"its parameter {_pattern(key)} is sized by the input ({shapes}) and is not a position embedding or a "
+            "relative-position or attention-bias table that a checkpoint could be resampled into"
+        )
+    if rule == "line" and len(changed) == 1:
+        return GridParam(pattern=_pattern(key), kind="line", dims=changed)
+    if rule != "line" and len(changed) == 2 and changed[1] == changed[0] + 1:
+        return GridParam(pattern=_pattern(key), kind="grid", dims=changed)
+    if rule != "line" and len(changed) == 1:
+        a, b = before[changed[0]], after[changed[0]]
+        for extra in range(MAX_EXTRA + 1):
+            if _square_root(a - extra) and _square_root(b - extra):
+                return GridParam(pattern=_pattern(key), kind=rule, dims=changed, extra=extra)
+    raise IntrospectionError(f"parameter {_pattern(key)}: no grid layout explains its shapes ({shapes})")
+
+
+def _state_shapes(name: str, side: int) -> Dict[str, Tuple[int, ...]]:
+    """Shapes of the classifier's state dict (what checkpoints hold) built at ``side``."""
+    import timm
+
+    from .compat import meta_device
+
+    with meta_device():
+        net = timm.create_model(name, pretrained=False, img_size=side)
+    return {key: tuple(value.shape) for key, value in net.state_dict().items()}
+
+
+def _grid_params(name: str, pretrained_side: int, side: int) -> Tuple[GridParam, ...]:
+    """The parameters whose shape differs between the two sides, one entry per pattern
+    (per key where the blocks of one pattern are laid out differently)."""
+    before, after = _state_shapes(name, pretrained_side), _state_shapes(name, side)
+    if set(before) != set(after):
+        odd = sorted(set(before) ^ set(after))[:3]
+        raise IntrospectionError(f"the model built at {side} has other parameters ({', '.join(odd)})")
+    by_pattern: Dict[str, list] = {}
+    for key in sorted(before):
+        if before[key] != after[key]:
+            by_pattern.setdefault(_pattern(key), []).append(_grid_param(key, before[key], after[key]))
+    params = []
+    for pattern, found in sorted(by_pattern.items()):
+        if len(set(found)) == 1:
+            params.append(found[0])
+        else:  # blocks of one pattern laid out differently: one entry per key
+            keys = sorted(k for k in before if before[k] != after[k] and _pattern(k) == pattern)
+            params.extend(dataclasses.replace(_grid_param(k, before[k], after[k]), pattern=k) for k in keys)
+    return tuple(params)
+
+
+def _detection_build(
+    name: str, channels: int, pretrained: Tuple[int, int], extra: Optional[dict], at_pretrained: _Measured
+) -> Union[_Build, str]:
+    """Build a fixed-size model at the detection side, measure it there and find its
+    grid-sized parameters; or say why it stays at its pretrained size."""
+    if pretrained[0] != pretrained[1]:
+        return f"its pretrained input {pretrained[0]}x{pretrained[1]} is not square"
+    step = math.lcm(*(f.reduction for f in at_pretrained.features))
+    multiples = sorted(set((step, math.lcm(step, pretrained[0]))), key=lambda m: (math.ceil(DETECTION_SIDE / m) * m, m))
+    declared = [(f.module, f.channels) for f in at_pretrained.features]
+    errors = []
+    for multiple in multiples:
+        side = multiple * math.ceil(DETECTION_SIDE / multiple)
+        try:
+            net, _ = _all_levels(name, {"img_size": side}, extra)
+        except TypeError:
+            return "timm builds it at one input size only (its create function takes no img_size)"
+        except Exception as exc:
+            errors.append(f"built at {side}x{side}: {_message(exc)}")
+            continue
+        try:
+            measured = _measure(net, (side, side), _forward(net, channels, (side, side)), exact=False, omit=True)
+        except Exception as exc:
+            errors.append(f"timm builds it at {side}x{side}, but its forward fails there: {_message(exc)}")
+            continue
+        if [(f.module, f.channels) for f in measured.features] != declared:
+            errors.append(f"built at {side}x{side}, it has other feature levels")
+            continue
+        try:
+            grid = _grid_params(name, pretrained[0], side)
+        except IntrospectionError as exc:
+            return str(exc)
+        return _Build(side, multiple, net, measured, grid)
+    return errors[0]  # the first size tried, nearest the detection side
 
 
 def _probe(name: str, cfg: dict, family: str = "") -> _Probe:
@@ -448,7 +605,10 @@ def _probe(name: str, cfg: dict, family: str = "") -> _Probe:
         raise IntrospectionError(
             f"no input size works: {first}at the default {size[0]}x{size[1]}: {_message(exc)}"
         ) from None
-    return _Probe(net, (), size, measured, 1, True)
+    build = _detection_build(name, channels, size, extra, measured)
+    if isinstance(build, str):
+        return _Probe(net, (), size, measured, 1, True, fixed_reason=safe_text(build))
+    return _Probe(build.net, (), (build.side, build.side), build.measured, 1, True, build=build)
 
 
 def introspect(name: str, family: str) -> ModelFacts:
@@ -479,6 +639,10 @@ def introspect(name: str, family: str) -> ModelFacts:
         size_slack=int(probe.measured.slack),
         input_pad=int(probe.input_pad),
         omitted=probe.measured.omitted,
+        img_size=probe.build.side if probe.build else 0,
+        img_size_multiple=probe.build.multiple if probe.build else 0,
+        grid_params=probe.build.grid_params if probe.build else (),
+        fixed_reason=probe.fixed_reason,
     )
 
 

@@ -18,7 +18,10 @@ __all__ = [
     "check_family",
     "check_identifier",
     "check_module_path",
+    "check_param_pattern",
+    "check_text",
     "class_name",
+    "safe_text",
 ]
 
 #: A timm architecture or family name: lower-case ASCII, digits and underscores,
@@ -27,6 +30,10 @@ IDENTIFIER_PATTERN = re.compile(r"[a-z][a-z0-9_]{0,99}\Z")
 
 #: A dotted module path inside a model (``layer1``, ``stages.0``, ``blocks.11.norm``).
 MODULE_PATH_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}(\.[A-Za-z0-9_]{1,64}){0,15}\Z")
+
+#: A state-dict key pattern: a module path whose numbered parts may be ``*``
+#: (``blocks.*.attn.relative_position_bias_table``).
+PARAM_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}(\.([A-Za-z0-9_]{1,64}|\*)){0,15}\Z")
 
 #: Names the generated package uses for itself; a family may not take them.
 RESERVED_FAMILIES = frozenset({"runtime", "registry", "configs", "tests"})
@@ -62,6 +69,29 @@ def check_module_path(path: object) -> str:
             f"unsafe module path {path!r}: it must match {MODULE_PATH_PATTERN.pattern!r}"
         )
     return path
+
+
+def check_param_pattern(pattern: object) -> str:
+    if not isinstance(pattern, str) or not PARAM_PATTERN.match(pattern):
+        raise UnsafeNameError(f"unsafe parameter pattern {pattern!r}: it must match {PARAM_PATTERN.pattern!r}")
+    return pattern
+
+
+#: Free text that reaches generated code (docstrings, YAML comments): a reason measured by
+#: introspection. No quotes, backslashes or newlines, so it cannot end a string or comment.
+TEXT_PATTERN = re.compile(r"[A-Za-z0-9 _.,:;()\[\]{}=+*/<>%#@!?-]{0,400}\Z")
+
+
+def safe_text(text: str, limit: int = 400) -> str:
+    """``text`` made safe for :data:`TEXT_PATTERN`: other characters become spaces."""
+    cleaned = re.sub(r"[^A-Za-z0-9 _.,:;()\[\]{}=+*/<>%#@!?-]", " ", str(text))
+    return " ".join(cleaned.split())[:limit]
+
+
+def check_text(text: object, what: str = "text") -> str:
+    if not isinstance(text, str) or not TEXT_PATTERN.match(text):
+        raise UnsafeNameError(f"unsafe {what} {text!r}: it must match {TEXT_PATTERN.pattern!r}")
+    return text
 
 
 def class_name(model: str) -> str:

@@ -18,12 +18,13 @@ import math
 from dataclasses import dataclass
 from typing import Any, Dict, Mapping, Optional, Tuple
 
-from .names import check_family, check_identifier, check_module_path
+from .names import check_family, check_identifier, check_module_path, check_param_pattern, check_text
 
 __all__ = [
     "FACTS_SCHEMA",
     "FeatureFacts",
     "FeatureSpec",
+    "GridParam",
     "ModelFacts",
     "ModelSpec",
     "SpecError",
@@ -34,9 +35,24 @@ __all__ = [
 
 #: Bumped whenever introspection records something new or measures differently: cached
 #: facts from an older schema are re-introspected.
-FACTS_SCHEMA = 2
+FACTS_SCHEMA = 3
 
 LAYOUTS = ("NCHW", "NHWC")
+
+#: How a parameter sized by the input grid is laid out (runtime/resample.py resamples
+#: each kind): "tokens", a flattened grid along one dim after ``extra`` entries (class
+#: tokens: absolute position embeddings); "table", a flattened grid along one dim before
+#: ``extra`` entries (relative-position and attention-bias tables, BEiT's three
+#: cls distances last); "grid", a grid on two adjacent dims; "line", 1-D relative offsets
+#: along one dim (botnet's height_rel, mvitv2's rel_pos_h).
+GRID_KINDS = ("tokens", "table", "grid", "line")
+
+#: detectron2's default test resize (ResizeShortestEdge 800, long side at most 1333): what
+#: the YAML of a model that takes any input size keeps.
+DETECTRON2_TEST_SIZE = (800, 1333)
+
+#: The coarsest stride the simple feature pyramid makes by resampling (p5; p6 is pooled).
+SIMPLE_PYRAMID_TOP = 32
 
 #: Raw features finer than this stride are declared (users can opt in) but are not
 #: default outputs: detectron2's own backbones start at res2 (stride 4).
@@ -80,6 +96,29 @@ class FeatureFacts:
 
 
 @dataclass(frozen=True)
+class GridParam:
+    """A parameter whose shape depends on the input size timm builds the model at, and how
+    a checkpoint's value is resampled to another size (see :data:`GRID_KINDS`)."""
+
+    pattern: str  # state-dict key, numbered parts as ``*``: ``blocks.*.attn.attention_biases``
+    kind: str
+    dims: Tuple[int, ...]  # the dims holding the grid (two for "grid", else one)
+    extra: int = 0  # entries off the grid along that dim (before it for "tokens", after for "table")
+
+    def __post_init__(self) -> None:
+        check_param_pattern(self.pattern)
+        if self.kind not in GRID_KINDS:
+            raise SpecError(f"grid parameter {self.pattern}: kind {self.kind!r} is not one of {GRID_KINDS}")
+        wanted = 2 if self.kind == "grid" else 1
+        if len(self.dims) != wanted or any(not isinstance(d, int) or d < 0 for d in self.dims):
+            raise SpecError(f"grid parameter {self.pattern}: {self.kind} needs {wanted} dims >= 0, got {self.dims}")
+        if self.kind == "grid" and self.dims[1] != self.dims[0] + 1:
+            raise SpecError(f"grid parameter {self.pattern}: the two grid dims must be adjacent, got {self.dims}")
+        if not isinstance(self.extra, int) or self.extra < 0 or (self.extra and self.kind not in ("tokens", "table")):
+            raise SpecError(f"grid parameter {self.pattern}: extra must be 0, or >= 0 for tokens and tables")
+
+
+@dataclass(frozen=True)
 class ModelFacts:
     """Everything introspection learned about one timm architecture."""
 
@@ -109,6 +148,15 @@ class ModelFacts:
     #: timm feature modules left out because they have no fixed stride (a branch that
     #: resamples its input inside the model, as crossvit's second branch does).
     omitted: Tuple[str, ...] = ()
+    #: For a fixed-size model that timm can build at another size (``img_size=``): the
+    #: square side it is built at for detection (0: built at ``input_size``), the
+    #: multiple every such side must be, and the parameters whose shapes follow the size
+    #: (resampled when a checkpoint saved at ``input_size`` is loaded).
+    img_size: int = 0
+    img_size_multiple: int = 0
+    grid_params: Tuple[GridParam, ...] = ()
+    #: Why a fixed-size model stays at ``input_size`` (empty for the others).
+    fixed_reason: str = ""
 
     def __post_init__(self) -> None:
         check_identifier(self.name)
@@ -134,6 +182,16 @@ class ModelFacts:
             check_module_path(module)
         if not isinstance(self.input_multiple, int) or self.input_multiple < 1:
             raise SpecError(f"{self.name}: input_multiple must be a positive int, got {self.input_multiple!r}")
+        check_text(self.fixed_reason, "fixed-size reason")
+        if self.img_size:
+            if not self.fixed_input_size or self.fixed_reason:
+                raise SpecError(f"{self.name}: img_size is for fixed-size models that can move, without a fixed_reason")
+            if self.img_size_multiple < 1 or self.img_size % self.img_size_multiple:
+                raise SpecError(f"{self.name}: img_size {self.img_size} is not a multiple of {self.img_size_multiple}")
+        elif self.img_size_multiple or self.grid_params:
+            raise SpecError(f"{self.name}: img_size_multiple and grid_params need an img_size")
+        if self.fixed_reason and not self.fixed_input_size:
+            raise SpecError(f"{self.name}: a fixed_reason is for fixed-size models only")
 
     def to_dict(self) -> Dict[str, Any]:
         return dataclasses.asdict(self)
@@ -165,7 +223,19 @@ class ModelFacts:
             size_slack=int(data.get("size_slack", defaults["size_slack"])),
             input_pad=int(data.get("input_pad", defaults["input_pad"])),
             omitted=tuple(str(m) for m in data.get("omitted", defaults["omitted"])),
+            img_size=int(data.get("img_size", defaults["img_size"])),
+            img_size_multiple=int(data.get("img_size_multiple", defaults["img_size_multiple"])),
+            grid_params=tuple(
+                GridParam(pattern=g["pattern"], kind=g["kind"], dims=tuple(int(d) for d in g["dims"]), extra=int(g["extra"]))
+                for g in data.get("grid_params", defaults["grid_params"])
+            ),
+            fixed_reason=str(data.get("fixed_reason", defaults["fixed_reason"])),
         )
+
+    @property
+    def build_size(self) -> Tuple[int, int]:
+        """The (H, W) timm builds the model at: ``img_size`` squared, else ``input_size``."""
+        return (self.img_size, self.img_size) if self.img_size else tuple(self.input_size[1:])
 
 
 @dataclass(frozen=True)
@@ -189,7 +259,13 @@ class ModelSpec:
     out_features: Tuple[str, ...]  # default outputs of the plain backbone
     fpn_in_features: Tuple[str, ...]  # the levels the FPN variant reads
     pyramid: str  # "fpn" (detectron2's FPN) or "simple" (ViTDet-style, from one level)
+    #: What detectron2 pads a batch to for the plain backbone and for its FPN variant: what
+    #: the model needs, so that the backbone's own padding (any input size works) copies
+    #: nothing once detectron2 has padded.
     size_divisibility: int
+    fpn_size_divisibility: int
+    #: The YAML's test resize (ResizeShortestEdge): shortest side, longest side at most.
+    test_size: Tuple[int, int]
     naming: str  # how features are named, for the YAML comment
 
     @property
@@ -244,6 +320,35 @@ def _fpn_levels(names: Tuple[str, ...], strides: Tuple[int, ...]) -> Tuple[str, 
     return tuple(name for name, _ in reversed(chain))
 
 
+def _size_divisibility(facts: ModelFacts, strides: Tuple[int, ...]) -> int:
+    """A fixed-size model takes exactly its build size: a square side pads every input that
+    fits to that square. Other models need multiples of their input multiple (windows,
+    patches) and of every output stride (then each map is exactly input / stride)."""
+    height, width = facts.build_size
+    if facts.fixed_input_size and height == width:
+        return height
+    return math.lcm(facts.input_multiple, *strides)
+
+
+def _fpn_size_divisibility(divisibility: int, pyramid: str, fpn_strides: Tuple[int, ...]) -> int:
+    """detectron2's FPN pads to its coarsest input stride. The simple pyramid reaches
+    stride 32 by pooling a power-of-two stride (exact on multiples of 32), or resamples a
+    stride that is not one to exactly ceil(input / 32) (any size)."""
+    top = max(fpn_strides)
+    if pyramid == "simple":
+        top = SIMPLE_PYRAMID_TOP if _is_power_of_two(top) else 1
+    return math.lcm(divisibility, top)
+
+
+def _test_size(facts: ModelFacts, divisibility: int) -> Tuple[int, int]:
+    """detectron2's 800/1333 for models that take any size; a fixed-size model's side
+    (the largest that fits once detectron2 pads the batch), square-padded as in ViTDet."""
+    if not facts.fixed_input_size:
+        return DETECTRON2_TEST_SIZE
+    side = min(facts.build_size) // divisibility * divisibility
+    return side, side
+
+
 def make_spec(facts: ModelFacts, out_features: Optional[Tuple[str, ...]] = None) -> ModelSpec:
     """Derive the generated backbone's layout from measured facts (pure)."""
     ordered = tuple(sorted(facts.features, key=lambda f: f.index))
@@ -270,7 +375,7 @@ def make_spec(facts: ModelFacts, out_features: Optional[Tuple[str, ...]] = None)
     pyramid = "fpn" if len(fpn) >= 2 else "simple"
     if pyramid == "simple":
         fpn = (out_features[-1],)
-    divisibility = math.lcm(facts.input_multiple, *strides)
+    divisibility = _size_divisibility(facts, strides)
     return ModelSpec(
         facts=facts,
         features=features,
@@ -278,5 +383,7 @@ def make_spec(facts: ModelFacts, out_features: Optional[Tuple[str, ...]] = None)
         fpn_in_features=fpn,
         pyramid=pyramid,
         size_divisibility=divisibility,
+        fpn_size_divisibility=_fpn_size_divisibility(divisibility, pyramid, tuple(by_name[n].stride for n in fpn)),
+        test_size=_test_size(facts, divisibility),
         naming=naming,
     )
