@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import re
+import textwrap
 from functools import lru_cache
 from pathlib import Path
 from typing import Dict, Iterable, List, Mapping, Sequence, Tuple
@@ -28,7 +29,10 @@ __all__ = [
     "template_dir",
 ]
 
-RUNTIME_MODULES = ("__init__", "backbone", "config", "fpn", "pyramid", "registry", "weights")
+#: The training short sides of the base configs (detectron2's Mask R-CNN recipe).
+BASE_MIN_SIZE_TRAIN = (640, 672, 704, 736, 768, 800)
+
+RUNTIME_MODULES = ("__init__", "backbone", "config", "fpn", "padding", "pyramid", "registry", "resample", "weights")
 BASE_CONFIGS = {"fpn": "Base-RCNN-FPN-timm.yaml", "plain": "Base-RCNN-timm.yaml"}
 
 
@@ -87,6 +91,18 @@ def yaml_literal(value) -> str:
     raise TypeError(f"cannot render {type(value).__name__} as YAML")
 
 
+def wrap(text: str, width: int = 88, prefix: str = "") -> str:
+    """``text`` filled to ``width`` columns, every line starting with ``prefix``."""
+    return textwrap.fill(
+        text,
+        width=width,
+        initial_indent=prefix,
+        subsequent_indent=prefix,
+        break_long_words=False,
+        break_on_hyphens=False,
+    )
+
+
 @lru_cache(maxsize=None)
 def environment(root: str) -> jinja2.Environment:
     env = jinja2.Environment(
@@ -99,7 +115,9 @@ def environment(root: str) -> jinja2.Environment:
     )
     env.filters["py"] = py_literal
     env.filters["yaml"] = yaml_literal
+    env.filters["wrap"] = wrap
     env.filters["class_name"] = lambda spec: class_name(spec.name)
+    env.filters["input_summary"] = input_summary
     return env
 
 
@@ -112,6 +130,80 @@ def builder_names(model: str) -> Tuple[str, str]:
     return f"build_{model}_backbone", f"build_{model}_fpn_backbone"
 
 
+def _size(side_h: int, side_w: int) -> str:
+    return f"{side_h}x{side_w}"
+
+
+def input_rule(spec: ModelSpec) -> str:
+    """Which input sizes the model takes and why, in sentences: the module docstring,
+    the YAML comment and SUPPORT.md all state it from here."""
+    facts = spec.facts
+    pretrained = _size(*facts.input_size[1:])
+    divisibility = f"size_divisibility is {spec.size_divisibility}"
+    if spec.fpn_size_divisibility != spec.size_divisibility:
+        divisibility += f" ({spec.fpn_size_divisibility} for the FPN variant)"
+    padded_once = f"Its {divisibility}: detectron2 pads each batch to that, so the backbone's own padding copies nothing."
+    if not facts.fixed_input_size:
+        needs = ""
+        if facts.input_multiple > max(f.stride for f in spec.features):
+            needs = f" (timm's model needs multiples of {facts.input_multiple}: the probes at smaller multiples fail)"
+        sentences = [
+            f"Any input size. The backbone pads each input (bottom and right) to a multiple of "
+            f"{spec.size_divisibility}{needs} and crops the maps to ceil(input / stride)."
+        ]
+        if facts.input_pad:
+            sentences.append(
+                f"Its {divisibility}: detectron2 pads each batch to that. Its unpadded convolutions shrink the maps, "
+                f"so the backbone then pads every input by {facts.input_pad} more pixels and crops the maps."
+            )
+        else:
+            sentences.append(padded_once)
+        if facts.create_kwargs:
+            arguments = ", ".join(f"{key}={value}" for key, value in facts.create_kwargs)
+            sentences.append(f"timm builds it with {arguments}.")
+        return " ".join(sentences)
+    if facts.img_size:
+        built = _size(facts.img_size, facts.img_size)
+        sentences = [
+            f"One input size: timm has no dynamic input size for it, but builds it at other sizes. Pretrained at "
+            f"{pretrained}, it is built at {built} for detection (MODEL.BACKBONE.CONFIG.IMG_SIZE, any multiple of "
+            f"{facts.img_size_multiple}), and every input up to that size is padded to it.",
+            padded_once,
+        ]
+        if facts.grid_params:
+            params = ", ".join(
+                f"{g.pattern} ({g.kind}" + (f", {g.extra} off the grid)" if g.extra else ")") for g in facts.grid_params
+            )
+            sentences.append(
+                f"A checkpoint saved at {pretrained} loads through PRETRAINED with these parameters resampled to "
+                f"the model's size (GRID_PARAMS, runtime/resample.py): {params}."
+            )
+        else:
+            sentences.append(f"No parameter depends on the size: a checkpoint saved at {pretrained} loads as it is.")
+        return " ".join(sentences)
+    return (
+        f"Fixed at {pretrained}, its pretrained size: every input up to that size is padded to it. {padded_once} "
+        f"It cannot be built at a detection size: {facts.fixed_reason}."
+    )
+
+
+def input_summary(spec: ModelSpec) -> str:
+    """The input rule in a table cell of SUPPORT.md."""
+    facts = spec.facts
+    if not facts.fixed_input_size:
+        kwargs = ", ".join(key for key, _ in facts.create_kwargs)
+        extra = f" ({kwargs})" if kwargs else ""
+        extra += f" (padded by {facts.input_pad}, cropped)" if facts.input_pad else ""
+        return f"any, padded to a multiple of {spec.size_divisibility}{extra}"
+    if facts.img_size:
+        resampled = ", ".join(g.pattern for g in facts.grid_params) or "nothing"
+        return (
+            f"built at {facts.img_size}x{facts.img_size} (IMG_SIZE, multiple of {facts.img_size_multiple}; "
+            f"pretrained {_size(*facts.input_size[1:])}, resampled at load: {resampled})"
+        )
+    return f"fixed at {_size(*facts.input_size[1:])}: {facts.fixed_reason}"
+
+
 def render_model(spec: ModelSpec) -> str:
     builder, fpn_builder = builder_names(spec.name)
     return _render(
@@ -120,6 +212,7 @@ def render_model(spec: ModelSpec) -> str:
         class_name=class_name(spec.name),
         builder=builder,
         fpn_builder=fpn_builder,
+        input_rule=input_rule(spec),
     )
 
 
@@ -168,11 +261,13 @@ def config_keys(spec: ModelSpec) -> List[str]:
     ]
 
 
-def fixed_input_limit(spec: ModelSpec) -> int:
-    """The largest image side a fixed-size model takes once detectron2 pads the batch to
-    the size divisibility: the input size rounded down to a multiple of it."""
-    side = min(spec.facts.input_size[1:])
-    return side // spec.size_divisibility * spec.size_divisibility
+def train_sizes(spec: ModelSpec) -> List[int]:
+    """MIN_SIZE_TRAIN when the base config's does not fit a fixed-size model (else [],
+    the base's): its sides up to the model's, or the model's side alone."""
+    limit = spec.test_size[0]
+    if not spec.facts.fixed_input_size or max(BASE_MIN_SIZE_TRAIN) <= limit:
+        return []
+    return [side for side in BASE_MIN_SIZE_TRAIN if side <= limit] or [limit]
 
 
 def render_seeds(spec: ModelSpec) -> Dict[str, str]:
@@ -186,17 +281,29 @@ def render_seeds(spec: ModelSpec) -> Dict[str, str]:
         pixel_std=_scaled(spec.facts.pixel_std),
         head_feature=spec.out_features[-1],
         fpn_note=fpn_note(spec),
-        fixed_limit=fixed_input_limit(spec),
+        input_rule=input_rule(spec),
+        train_sizes=train_sizes(spec),
     )
-    plain = _render("configs/model.yaml.j2", fpn=False, builder=builder, base=BASE_CONFIGS["plain"], **common)
+    plain = _render(
+        "configs/model.yaml.j2",
+        fpn=False,
+        builder=builder,
+        base=BASE_CONFIGS["plain"],
+        **common,
+    )
     fpn = _render(
-        "configs/model.yaml.j2", fpn=True, builder=fpn_builder, base=BASE_CONFIGS["fpn"], **common, **_fpn_heads(spec)
+        "configs/model.yaml.j2",
+        fpn=True,
+        builder=fpn_builder,
+        base=BASE_CONFIGS["fpn"],
+        **common,
+        **_fpn_heads(spec),
     )
     return {f"{spec.family}/{spec.name}.yaml": plain, f"{spec.family}/{spec.name}_fpn.yaml": fpn}
 
 
 def render_base_configs() -> Dict[str, str]:
-    return {name: _render(f"configs/{name}.j2") for name in sorted(BASE_CONFIGS.values())}
+    return {name: _render(f"configs/{name}.j2", min_size_train=BASE_MIN_SIZE_TRAIN) for name in sorted(BASE_CONFIGS.values())}
 
 
 def render_package(package: str, specs: Iterable[ModelSpec]) -> Dict[str, str]:
