@@ -144,9 +144,9 @@ def generate(patterns, families, output, package, jobs, fresh, timeout, imports,
     Specs measured with the same timm are reused from the manifest. Edited YAML seeds
     are never overwritten.
     """
-    if not patterns and not families and read_manifest(output, package) is None:
-        raise click.UsageError("name at least one PATTERN or --family (no package to regenerate yet)")
     try:
+        if not patterns and not families and read_manifest(output, package) is None:
+            raise click.UsageError("name at least one PATTERN or --family (no package to regenerate yet)")
         # Resolve the selection before taking the lock: a typo exits 2 having written nothing.
         import_plugins(imports)
         catalog = load_catalog()
