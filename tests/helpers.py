@@ -8,6 +8,7 @@ per test session, across pytest-xdist workers, by :func:`shared_dir`.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -164,6 +165,12 @@ def load_json(path: Path) -> dict:
     return json.loads(Path(path).read_text(encoding="utf-8"))
 
 
+@functools.lru_cache(maxsize=4)
+def manifest_of(package_dir: Path) -> dict:
+    """A package's MANIFEST.json, read once per process (read-only)."""
+    return load_json(Path(package_dir) / "MANIFEST.json")
+
+
 def write_json(path: Path, data: Mapping) -> None:
     """Write a manifest the way the generator does (so only the edited value differs)."""
     from generator.spec import canonical_json
@@ -221,10 +228,16 @@ def strided(*strides: int):
 
 
 def model_config(
-    model: str, family: str, fpn: bool = True, overrides: Sequence = (), root: Path = ROOT, package: str = "generated"
+    model: str,
+    family: str,
+    fpn: bool = True,
+    overrides: Sequence = (),
+    root: Path = ROOT,
+    package: str = "generated",
+    register: bool = True,
 ):
-    """A detectron2 config from the emitted YAML seed of ``model``, registered and
-    extended with the generated keys (the way users load it)."""
+    """A detectron2 config from the emitted YAML seed of ``model``, extended with the
+    generated keys and (``register``) its backbone registered, the way users load it."""
     import importlib
 
     from detectron2.config import get_cfg
@@ -235,7 +248,8 @@ def model_config(
     cfg.merge_from_file(str(Path(root) / "configs" / family / f"{model}{'_fpn' if fpn else ''}.yaml"))
     if overrides:
         cfg.merge_from_list([str(v) if not isinstance(v, str) else v for v in overrides])
-    assert generated.ensure_registered(cfg), cfg.MODEL.BACKBONE.NAME
+    if register:
+        assert generated.ensure_registered(cfg), cfg.MODEL.BACKBONE.NAME
     return cfg
 
 
@@ -264,63 +278,123 @@ def ceil_div(a: int, b: int) -> int:
 
 # ---------------------------------------------------------------------- the catalog probe
 
-#: Preferred probe sizes (H, W): non-square both ways, and small, since a meta forward
-#: costs per operator except where a model loops over rows or columns (sequencer's LSTMs).
-PROBE_SIZES = ((96, 160), (160, 128))
+#: Images as a user's dataset gives them (H, W): COCO's landscape and portrait sizes and an
+#: odd one. The probe resizes them with the YAML's own test transform; detectron2 pads them.
+USER_IMAGES = ((427, 640), (640, 427), (333, 517))
+#: A batch of two for a DETR-style detector, which pads only to the largest image.
+DETR_BATCH = ((375, 500), (480, 359))
 FPN_CHANNELS = 256
 
 
-def probe_sizes(cls) -> Tuple[Tuple[int, int], Tuple[int, int]]:
-    """Two non-square input sizes the generated class accepts: multiples of its size
-    divisibility near :data:`PROBE_SIZES`, or for a fixed-size model sizes that fit its
-    input size once detectron2 pads the batch to the divisibility."""
-    step = cls.SIZE_DIVISIBILITY
-    if cls.FIXED_INPUT_SIZE:
-        limit = min(cls.INPUT_SIZE) // step * step
-        small = max(step, limit - step)
-        return (limit, small), (small, limit)
-    sizes = []
-    for h, w in PROBE_SIZES:
-        h, w = ceil_div(h, step) * step, ceil_div(w, step) * step
-        sizes.append((h, w + step if h == w else w))
-    return tuple(sizes)
+def config_test_size(cfg, size: Tuple[int, int]) -> Tuple[int, int]:
+    """The size an image of ``size`` has after the config's own test transforms, as
+    detectron2's DatasetMapper applies them (``build_augmentation(cfg, is_train=False)``)."""
+    import numpy as np
+    from detectron2.data import detection_utils
+    from detectron2.data import transforms as T
+
+    image = np.zeros((*size, 3), dtype=np.uint8)
+    image, _ = T.apply_augmentations(detection_utils.build_augmentation(cfg, is_train=False), image)
+    return image.shape[:2]
+
+
+def not_a_multiple(size: Tuple[int, int], step: int = 32) -> Tuple[int, int]:
+    """``size`` with each side that is a multiple of ``step`` shortened by one pixel."""
+    return tuple(side - 1 if side % step == 0 else side for side in size)
+
+
+def build_meta_model(cfg):
+    """detectron2's ``build_model`` on the meta device (no memory, weights not initialised)."""
+    import torch
+    from detectron2.modeling import build_model
+
+    cfg = cfg.clone()
+    cfg.MODEL.DEVICE = "meta"
+    with skip_meta_init(), torch.device("meta"):
+        return build_model(cfg).eval()
+
+
+def shape_only():
+    """Shape-only kernels for meta forwards (generator/introspect.py; their shapes and
+    shape errors are checked against real calls in tests/test_introspect.py)."""
+    from generator.introspect import _shape_only_mode
+
+    return _shape_only_mode()
 
 
 def probe_catalog_model(model: str, family: str, root: Path = ROOT, package: str = "generated") -> None:
-    """Build ``model``'s FPN backbone through detectron2's registry from its emitted
-    ``_fpn.yaml`` on the meta device and check, at two non-square sizes, that the FPN and
-    its plain bottom-up return exactly the declared maps (NCHW, channels, and spatial
-    size ceil(input / stride)); check that the plain seed builds the same bottom-up."""
+    """Check ``model`` the way a user's detector runs it, on the meta device.
+
+    - detectron2's ``build_model`` from the emitted ``_fpn.yaml``; images of
+      :data:`USER_IMAGES` resized by that YAML's own test transform, then the model's own
+      ``preprocess_image`` (which pads to what the backbone reports) and ``model.backbone``:
+      the declared names and channels, maps of ceil(padded / stride), and the backbone's
+      own padding a no-op (timm's model sees the batch detectron2 padded);
+    - a DETR-style detector that pads a batch of two images only to its largest (neither
+      side a multiple of 32): the plain backbone (read in ``output_shape()`` order, the
+      last level for DETR) and the FPN give maps of ceil(batch / stride), and DETR's mask,
+      resized to the last map, lines up with it;
+    - the plain seed builds the same backbone configuration with its own builder.
+    """
     import torch
+    import torch.nn.functional as F
     from detectron2.modeling import BACKBONE_REGISTRY
+    from detectron2.structures import ImageList
 
     cfg = model_config(model, family, root=root, package=package)
-    with skip_meta_init():
-        fpn = build_backbone(cfg, device="meta").eval()
+    net = build_meta_model(cfg)
+    fpn = net.backbone
     plain, cls = fpn.bottom_up, type(fpn.bottom_up)
     assert cls.TIMM_MODEL == model
-    # declared: the FPN levels the heads read, and the plain outputs the class states
+    # declared: the FPN levels the heads read, the plain outputs the YAML names
     shapes = fpn.output_shape()
     assert list(shapes) == list(cfg.MODEL.RPN.IN_FEATURES)
     assert list(cfg.MODEL.ROI_HEADS.IN_FEATURES) == list(shapes)[:-1]
-    expected_fpn = {name: 2 ** int(name[1:]) for name in cfg.MODEL.RPN.IN_FEATURES}
     assert {n: (s.channels, s.stride) for n, s in shapes.items()} == {
-        n: (FPN_CHANNELS, stride) for n, stride in expected_fpn.items()
+        n: (FPN_CHANNELS, 2 ** int(n[1:])) for n in cfg.MODEL.RPN.IN_FEATURES
     }
-    features = {f.name: f for f in cls.FEATURES}
-    expected_plain = {n: (features[n].channels, features[n].stride) for n in cls.OUT_FEATURES}
-    assert plain._out_features == list(cls.OUT_FEATURES)
-    assert {n: (s.channels, s.stride) for n, s in plain.output_shape().items()} == expected_plain
     config = cfg.MODEL.BACKBONE.CONFIG
-    assert list(config.REMAPS) == list(cls.OUT_FEATURES)
-    modules = [f.module for f in cls.FEATURES]  # by timm module, unless one holds several levels
-    assert list(config.OUT_FEATURES) == [
-        features[n].module if modules.count(features[n].module) == 1 else n for n in cls.OUT_FEATURES
-    ]
-    assert list(config.STRIDES) == [features[n].stride for n in cls.OUT_FEATURES]
-    assert list(config.CHANNELS) == [features[n].channels for n in cls.OUT_FEATURES]
+    plain_shapes = plain.output_shape()
+    assert list(plain_shapes) == list(config.REMAPS)
+    assert [s.stride for s in plain_shapes.values()] == list(config.STRIDES)
+    assert [s.channels for s in plain_shapes.values()] == list(config.CHANNELS)
     assert list(cfg.MODEL.FPN.IN_FEATURES) == list(cls.FPN_IN_FEATURES)
-    assert plain.size_divisibility == cls.SIZE_DIVISIBILITY or cls.SIZE_DIVISIBILITY % plain.size_divisibility == 0
+    # what the YAML comment states detectron2 pads to, the backbones report at run time
+    spec = manifest_of(Path(root) / package)["models"][model]
+    assert (plain.size_divisibility, fpn.size_divisibility) == (spec["size_divisibility"], spec["fpn_size_divisibility"])
+    assert plain.size_divisibility == cls.SIZE_DIVISIBILITY
+
+    def expect(named_shapes, height, width, batch=1):
+        return {n: (batch, s.channels, ceil_div(height, s.stride), ceil_div(width, s.stride)) for n, s in named_shapes.items()}
+
+    seen = []
+    hook = plain.body.register_forward_pre_hook(lambda module, args: seen.append(tuple(args[0].shape[-2:])))
+    try:
+        with shape_only(), torch.no_grad():
+            for size in USER_IMAGES:
+                h, w = config_test_size(cfg, size)
+                images = net.preprocess_image([{"image": torch.empty(3, h, w, device="meta")}])
+                padded = tuple(images.tensor.shape[-2:])
+                seen.clear()
+                maps = net.backbone(images.tensor)
+                assert {n: tuple(t.shape) for n, t in maps.items()} == expect(shapes, *padded), (model, size, padded)
+                if not plain.INPUT_PAD:
+                    assert seen == [padded], f"{model}: detectron2 padded to {padded}, the backbone padded again to {seen}"
+            # DETR-style: pad only to the batch's largest image
+            sizes = [not_a_multiple(config_test_size(cfg, size)) for size in DETR_BATCH]
+            images = ImageList.from_tensors([torch.empty(3, h, w, device="meta") for h, w in sizes])
+            batch_h, batch_w = images.tensor.shape[-2:]
+            features = plain(images.tensor)
+            assert list(features) == list(plain_shapes)
+            assert {n: tuple(t.shape) for n, t in features.items()} == expect(plain_shapes, batch_h, batch_w, 2), model
+            last = features[list(plain_shapes)[-1]]
+            mask = torch.ones(2, batch_h, batch_w, dtype=torch.bool, device="meta")
+            mask = F.interpolate(mask[None].float(), size=last.shape[-2:]).to(torch.bool)[0]
+            assert tuple(mask.shape[-2:]) == tuple(last.shape[-2:])
+            maps = fpn(images.tensor)
+            assert {n: tuple(t.shape) for n, t in maps.items()} == expect(shapes, batch_h, batch_w, 2), model
+    finally:
+        hook.remove()
     # the plain seed: its own registered builder, the same backbone CONFIG and input rule
     plain_cfg = model_config(model, family, fpn=False, root=root, package=package)
     assert plain_cfg.MODEL.BACKBONE.NAME == f"build_{model}_backbone"
@@ -328,18 +402,3 @@ def probe_catalog_model(model: str, family: str, root: Path = ROOT, package: str
     assert plain_cfg.MODEL.BACKBONE.CONFIG == config
     assert plain_cfg.INPUT == cfg.INPUT
     assert list(plain_cfg.MODEL.RPN.IN_FEATURES) == [cls.OUT_FEATURES[-1]]
-    # forwards: the FPN, and the bottom-up inside it (the plain backbone) through a hook
-    captured = {}
-    handle = plain.register_forward_hook(lambda module, args, output: captured.update(output))
-    try:
-        for h, w in probe_sizes(cls):
-            with torch.no_grad():
-                maps = fpn(torch.empty(1, 3, h, w, device="meta"))
-            assert {n: tuple(t.shape) for n, t in maps.items()} == {
-                n: (1, FPN_CHANNELS, ceil_div(h, s), ceil_div(w, s)) for n, s in expected_fpn.items()
-            }, f"{model}: FPN outputs at {h}x{w}"
-            assert {n: tuple(t.shape) for n, t in captured.items()} == {
-                n: (1, c, ceil_div(h, s), ceil_div(w, s)) for n, (c, s) in expected_plain.items()
-            }, f"{model}: plain outputs at {h}x{w}"
-    finally:
-        handle.remove()

@@ -91,14 +91,21 @@ def _instances(size=(H, W)):
     return Instances((h, w), gt_boxes=Boxes(boxes), gt_classes=torch.tensor([0, 2]), gt_masks=BitMasks(masks))
 
 
-def _sample_size(model: str, family: str):
-    """A non-square image the model's seed accepts: 320x448, or for a fixed-size model
-    the largest sides its YAML allows (one divisibility step shorter in height)."""
-    cfg = model_config(model, family)
-    if not cfg.INPUT.FIXED_INPUT_SIZE:
-        return H, W
-    step = generated_class(model).SIZE_DIVISIBILITY
-    return cfg.INPUT.MAX_SIZE_TEST - step, cfg.INPUT.MAX_SIZE_TEST
+def _sample_setting(model: str, family: str):
+    """A non-square image size and the config overrides to run the model's seed at it on a
+    CPU: 320x448 as it is; a fixed-size model built at a side of 448 or just above
+    (``IMG_SIZE``, a CPU-sized stand-in for its detection size; tests/test_detection_size.py
+    runs the seeds' own), the image one step shorter than that side; a model that stays
+    at its pretrained size, 3/4 of it by all of it."""
+    cls = generated_class(model)
+    if not cls.FIXED_INPUT_SIZE:
+        return (H, W), []
+    if not cls.IMG_SIZE_MULTIPLE:  # stays at its pretrained size
+        side = cls.INPUT_SIZE[0]
+        return (side * 3 // 4, side), []
+    step = cls.IMG_SIZE_MULTIPLE
+    side = step * math.ceil(W / step)
+    return (side - step, side), ["MODEL.BACKBONE.CONFIG.IMG_SIZE", str(side)]
 
 
 # ------------------------------------------------------------- Mask R-CNN, real tensors
@@ -116,10 +123,10 @@ def test_mask_rcnn_trains_and_infers(model, family):
     from detectron2.structures import Instances
     from detectron2.utils.events import EventStorage
 
-    size = _sample_size(model, family)
+    size, overrides = _sample_setting(model, family)
     h, w = size
     torch.manual_seed(0)
-    net = build_model(model_config(model, family, overrides=SMALL_RCNN))
+    net = build_model(model_config(model, family, overrides=SMALL_RCNN + overrides))
     assert type(net.backbone.bottom_up).TIMM_MODEL == model
     net.train()
     with EventStorage():
@@ -490,3 +497,39 @@ def test_size_divisibility_pads_odd_inputs():
     assert tuple(images.tensor.shape[-2:]) == (320, 416)
     out = fpn(images.tensor)
     assert tuple(out["p6"].shape[-2:]) == (math.ceil(320 / 64), math.ceil(416 / 64))
+
+
+@pytest.mark.parametrize(
+    "model, family, overrides",
+    [
+        ("resnet18", "resnet", []),
+        ("swin_tiny_patch4_window7_224", "swin_transformer", []),
+        ("vit_tiny_patch16_224", "vision_transformer", []),
+        ("maxvit_rmlp_nano_rw_256", "maxxvit", []),
+        ("levit_128s", "levit", ["MODEL.BACKBONE.CONFIG.IMG_SIZE", "256"]),
+    ],
+    ids=["resnet", "swin", "vit-pyramid", "maxvit-windows", "levit-fixed"],
+)
+def test_any_input_size_gives_what_detectron2s_padding_gives(model, family, overrides):
+    """The FPN variant fed an odd size pads it itself: its maps are those of the batch
+    detectron2 pads to its size_divisibility, cropped to ceil(input / stride). Fed that
+    padded batch, it hands the very tensor to timm's model: its own padding copies nothing."""
+    from detectron2.structures import ImageList
+
+    torch.manual_seed(0)
+    fpn = build_backbone(model_config(model, family, overrides=overrides)).eval()
+    x = torch.randn(1, 3, 201, 251)
+    padded = ImageList.from_tensors([x[0]], fpn.size_divisibility).tensor
+    assert padded.shape[-1] % fpn.size_divisibility == 0 and padded.shape[-1] > x.shape[-1]
+    seen = []
+    hook = fpn.bottom_up.body.register_forward_pre_hook(lambda module, args: seen.append(args[0]))
+    try:
+        with torch.no_grad():
+            odd, reference = fpn(x), fpn(padded)
+    finally:
+        hook.remove()
+    assert seen[1] is padded, "the padded batch reached timm's model through a copy"
+    for name, shape in fpn.output_shape().items():
+        h, w = math.ceil(201 / shape.stride), math.ceil(251 / shape.stride)
+        assert tuple(odd[name].shape) == (1, shape.channels, h, w)
+        torch.testing.assert_close(odd[name], reference[name][..., :h, :w], msg=name)

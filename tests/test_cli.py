@@ -85,7 +85,8 @@ def test_fresh_generation_layout(small_generation):
         assert (root / "configs" / family / f"{model}.yaml").is_file()
         assert (root / "configs" / family / f"{model}_fpn.yaml").is_file()
     assert {p.name for p in (pkg / "runtime").glob("*.py")} == {
-        "__init__.py", "backbone.py", "config.py", "fpn.py", "pyramid.py", "registry.py", "weights.py"
+        "__init__.py", "backbone.py", "config.py", "fpn.py", "padding.py", "pyramid.py", "registry.py", "resample.py",
+        "weights.py",
     }  # fmt: skip
     assert (root / "configs" / "Base-RCNN-FPN-timm.yaml").is_file()
     manifest = json.loads((pkg / "MANIFEST.json").read_text())
@@ -133,6 +134,25 @@ def test_check_json_report(small_generation):
 def test_check_without_a_package_exits_2(tmp_path):
     result = cli("check", "--package", "pkg_missing", "--output", tmp_path)
     assert result.exit_code == 2 and "no generated package" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [("generate",), ("generate", "resnet18"), ("check",)],
+    ids=["generate-no-pattern", "generate-pattern", "check"],
+)
+def test_a_manifest_that_is_not_json_exits_2_cleanly_and_writes_nothing(small_copy, args):
+    """Every command that reads the manifest gives the same clean message (the console
+    script, so a traceback would show on stderr)."""
+    from tests.helpers import tree_bytes
+
+    (small_copy / SMALL_PACKAGE / "MANIFEST.json").write_text("{not json", encoding="utf-8")
+    before = tree_bytes(small_copy)
+    result = cli_subprocess(*args, "--output", small_copy, "--package", SMALL_PACKAGE, "--jobs", "1")
+    assert result.returncode == 2, result.stderr
+    assert "MANIFEST.json is not valid JSON" in result.stderr and "restore it from version control" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    assert tree_bytes(small_copy) == before
 
 
 def test_check_of_the_repository_is_clean():

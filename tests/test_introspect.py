@@ -15,7 +15,8 @@ from generator.compat import meta_device, skip_meta_init
 
 #: One model per hard case: plain CNN, ViT (dynamic size and padding), the odd-multiple
 #: re-measure (mobilevitv2 needs 64), unpadded convolutions (inception), an omitted
-#: resampled branch (crossvit), a token-mixing MLP that only takes its default size.
+#: resampled branch (crossvit), a token-mixing MLP that only takes its default size, a
+#: fixed-size model moved to the detection size (levit), LSTMs over rows (sequencer2d).
 MODELS = (
     ("resnet18", "resnet"),
     ("vit_tiny_patch16_224", "vision_transformer"),
@@ -23,6 +24,8 @@ MODELS = (
     ("inception_v3", "inception_v3"),
     ("crossvit_tiny_240", "crossvit"),
     ("mixer_s16_224", "mlp_mixer"),
+    ("levit_128s", "levit"),
+    ("sequencer2d_s", "sequencer"),
 )
 
 
@@ -81,6 +84,20 @@ def test_shape_only_forwards_give_real_shapes_and_memory_formats():
     bn = nn.BatchNorm2d(3, device="meta").eval()
     with torch.no_grad(), introspect._shape_only_mode():
         assert bn(x).is_contiguous(memory_format=torch.channels_last)
+
+
+@pytest.mark.parametrize("bidirectional", [False, True])
+@pytest.mark.parametrize("batch_first", [False, True])
+def test_shape_only_lstm_gives_real_shapes_and_fails_where_the_real_one_does(bidirectional, batch_first):
+    """sequencer2d runs an LSTM over every row and column: a meta LSTM costs a kernel per step."""
+    lstm = nn.LSTM(12, 5, num_layers=2, batch_first=batch_first, bidirectional=bidirectional)
+    real_out, (real_h, real_c) = lstm(torch.randn(3, 7, 12))
+    lstm = lstm.to("meta")
+    with torch.no_grad(), introspect._shape_only_mode():
+        out, (h, c) = lstm(torch.empty(3, 7, 12, device="meta"))
+        assert (out.shape, h.shape, c.shape) == (real_out.shape, real_h.shape, real_c.shape) and out.is_meta
+        with pytest.raises(RuntimeError):
+            lstm(torch.empty(3, 7, 11, device="meta"))
 
 
 def test_meta_init_is_skipped_only_on_meta_tensors():

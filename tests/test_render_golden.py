@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import importlib.util
+import json
 import re
 import string
 
@@ -24,7 +25,7 @@ from generator.names import UnsafeNameError
 from generator.render import RUNTIME_MODULES, py_literal, render_model, render_package, render_seeds, yaml_literal
 from generator.spec import make_spec
 from tests.golden import regenerate
-from tests.golden.regenerate import PACKAGE
+from tests.golden.regenerate import PACKAGE, SPECS
 from tests.helpers import golden_facts
 
 EXPECTED_PATHS = sorted(regenerate.expected_on_disk())
@@ -139,7 +140,8 @@ YAML_FACTS = {
         anchors=[[64], [128], [256], [512]],
         pixel=PIXEL_IMAGENET,
         fixed=True,
-        limit=224,
+        img_size=1024,  # built at ViTDet's side, a multiple of its step 32
+        limit=1024,
     ),
     "crossvit/toy_crossvit": dict(
         modules=["blocks.2"],
@@ -151,7 +153,21 @@ YAML_FACTS = {
         anchors=[[32], [64], [128], [256], [512]],
         pixel=PIXEL_IMAGENET,
         fixed=True,
-        limit=240,
+        img_size=1200,  # the first multiple of 240 at or above 1024
+        limit=1200,
+    ),
+    "mlp_mixer/toy_mixer": dict(
+        modules=["blocks.11"],
+        names=["stage11"],
+        strides=[16],
+        channels=[768],
+        fpn=["stage11"],
+        rpn=["p2", "p3", "p4", "p5", "p6"],
+        anchors=[[32], [64], [128], [256], [512]],
+        pixel=PIXEL_CLIP,
+        fixed=True,
+        limit=224,  # cannot move: its pretrained size, under the base's training sides
+        train=[224],
     ),
 }
 
@@ -176,10 +192,18 @@ def test_seed_backbone_keys(rendered, stem, fpn):
     assert config["REMOVE_LAYERS"] == []
     assert seed["MODEL"]["PIXEL_MEAN"] == facts["pixel"][0]
     assert seed["MODEL"]["PIXEL_STD"] == facts["pixel"][1]
+    if "img_size" in facts:
+        assert config["IMG_SIZE"] == facts["img_size"]
+    else:
+        assert "IMG_SIZE" not in config
     expected_input = {"FORMAT": "RGB", "FIXED_INPUT_SIZE": facts["fixed"]}
-    if facts["fixed"]:  # sizes that fit the fixed input once padded to the divisibility
+    if facts["fixed"]:  # the square the model is built at, as ViTDet resizes and pads
         limit = facts["limit"]
-        expected_input.update(MIN_SIZE_TRAIN=[limit], MAX_SIZE_TRAIN=limit, MIN_SIZE_TEST=limit, MAX_SIZE_TEST=limit)
+        expected_input.update(MAX_SIZE_TRAIN=limit, MIN_SIZE_TEST=limit, MAX_SIZE_TEST=limit)
+        if "train" in facts:
+            expected_input.update(MIN_SIZE_TRAIN=facts["train"])
+    else:  # detectron2's COCO recipe (training sides 640..800 from the base config)
+        expected_input.update(MAX_SIZE_TRAIN=1333, MIN_SIZE_TEST=800, MAX_SIZE_TEST=1333)
     assert seed["INPUT"] == expected_input
 
 
@@ -285,18 +309,37 @@ def test_resnet_like_module(rendered):
         (
             "swin_transformer/toy_swin.py", "NHWC", False, 32, ("res2", "res3", "res4", "res5"),
             ("res2", "res3", "res4", "res5"), ("res2", "res3", "res4", "res5"),
-            {"CREATE_KWARGS": {"dynamic_img_size": True}},
+            {"CREATE_KWARGS": {"dynamic_img_size": True}, "INPUT_MULTIPLE": 32},
         ),
         ("levit/toy_levit.py", "NCHW", False, 64, ("res4", "res5", "res6"), ("res4", "res5", "res6"), ("res4", "res5", "res6"), {}),
         (
             "vision_transformer/toy_vit.py", "NCHW", False, 16, ("stage9", "stage10", "stage11"), ("stage11",), ("stage11",),
             {"CREATE_KWARGS": {"dynamic_img_pad": True, "dynamic_img_size": True}},
         ),
-        ("pit/toy_pit.py", "NCHW", True, 32, ("res3", "res4", "res5"), ("res3", "res4", "res5"), ("res3", "res4", "res5"), {"SIZE_SLACK": 1}),
-        ("crossvit/toy_crossvit.py", "NCHW", True, 12, ("stage0", "stage1", "stage2"), ("stage2",), ("stage2",), {}),
+        (
+            "pit/toy_pit.py", "NCHW", True, 1024, ("res3", "res4", "res5"), ("res3", "res4", "res5"), ("res3", "res4", "res5"),
+            {
+                "SIZE_SLACK": 1, "IMG_SIZE": 1024, "IMG_SIZE_MULTIPLE": 32,
+                "GRID_PARAMS": [dict(pattern="pos_embed", kind="grid", dims=(2, 3), extra=0)],
+            },
+        ),
+        (
+            "crossvit/toy_crossvit.py", "NCHW", True, 1200, ("stage0", "stage1", "stage2"), ("stage2",), ("stage2",),
+            {
+                "IMG_SIZE": 1200, "IMG_SIZE_MULTIPLE": 240,
+                "GRID_PARAMS": [
+                    dict(pattern="pos_embed_0", kind="tokens", dims=(1,), extra=1),
+                    dict(pattern="pos_embed_1", kind="tokens", dims=(1,), extra=1),
+                ],
+            },
+        ),
+        (
+            "mlp_mixer/toy_mixer.py", "NCHW", True, 224, ("stage9", "stage10", "stage11"), ("stage11",), ("stage11",),
+            {"FIXED_REASON": json.load(open(SPECS / "mixer_like.json"))["fixed_reason"]},
+        ),
         (
             "inception_v3/toy_inception.py", "NCHW", False, 32, ("res1", "res2", "res3", "res4", "res5"),
-            ("res2", "res3", "res4", "res5"), ("res2", "res3", "res4", "res5"), {"INPUT_PAD": 64},
+            ("res2", "res3", "res4", "res5"), ("res2", "res3", "res4", "res5"), {"INPUT_PAD": 64, "INPUT_MULTIPLE": 32},
         ),
     ],
 )  # fmt: skip
@@ -308,8 +351,9 @@ def test_other_modules(rendered, path, layout, fixed, divisibility, features, ou
     assert constants["OUT_FEATURES"] == out
     assert constants["FPN_IN_FEATURES"] == fpn
     assert [f["name"] for f in constants["FEATURES"]] == list(features)
-    for key in ("CREATE_KWARGS", "SIZE_SLACK", "INPUT_PAD"):
+    for key in ("CREATE_KWARGS", "SIZE_SLACK", "INPUT_PAD", "IMG_SIZE", "IMG_SIZE_MULTIPLE", "GRID_PARAMS", "FIXED_REASON"):
         assert constants.get(key) == extra.get(key), key
+    assert constants["INPUT_MULTIPLE"] == extra.get("INPUT_MULTIPLE", 1)
 
 
 def test_swin_like_paths_and_docstring(rendered):
@@ -337,6 +381,7 @@ def test_package_init_maps_models_and_classes(rendered):
         "toy_crossvit": "crossvit.toy_crossvit",
         "toy_inception": "inception_v3.toy_inception",
         "toy_levit": "levit.toy_levit",
+        "toy_mixer": "mlp_mixer.toy_mixer",
         "toy_pit": "pit.toy_pit",
         "toy_resnet": "resnet.toy_resnet",
         "toy_sequencer": "sequencer.toy_sequencer",
@@ -347,6 +392,7 @@ def test_package_init_maps_models_and_classes(rendered):
         "ToyCrossvitBackbone": "toy_crossvit",
         "ToyInceptionBackbone": "toy_inception",
         "ToyLevitBackbone": "toy_levit",
+        "ToyMixerBackbone": "toy_mixer",
         "ToyPitBackbone": "toy_pit",
         "ToyResnetBackbone": "toy_resnet",
         "ToySequencerBackbone": "toy_sequencer",
@@ -367,6 +413,7 @@ def test_support_matrix(rendered):
         "toy_crossvit",
         "toy_inception",
         "toy_levit",
+        "toy_mixer",
         "toy_pit",
         "toy_resnet",
         "toy_sequencer",
@@ -374,21 +421,32 @@ def test_support_matrix(rendered):
         "toy_vit",
         "toy_nasnet",
     ]
-    assert all(len(row) == 7 for row in rows.values())  # an escaped "|" does not add a column
+    assert all(len(row) == 8 for row in rows.values())  # an escaped "|" does not add a column
     assert rows["toy_resnet"][1:] == [
         "resnet",
         "generated",
         "res2 256@4, res3 512@8, res4 1024@16, res5 2048@32",
         "NCHW",
-        "multiple of 32",
+        "any, padded to a multiple of 32",
+        "800 / 1333",
         "FPN over res2, res3, res4, res5",
     ]
-    assert rows["toy_swin"][4:6] == ["NHWC -> NCHW", "multiple of 32 (dynamic_img_size)"]
-    assert rows["toy_levit"][5:] == ["multiple of 64", "FPN over res4, res5, res6"]
-    assert rows["toy_vit"][5:] == ["multiple of 16 (dynamic_img_pad, dynamic_img_size)", "simple pyramid from stage11"]
-    assert rows["toy_pit"][5] == "padded to 224x224 (fixed size)"
-    assert rows["toy_inception"][5] == "multiple of 32 (padded by 64, cropped)"
-    assert rows["toy_sequencer"][2] == "generated" and rows["toy_sequencer"][6] == "simple pyramid from stage2"
+    assert rows["toy_swin"][4:6] == ["NHWC -> NCHW", "any, padded to a multiple of 32 (dynamic_img_size)"]
+    assert rows["toy_levit"][5:] == ["any, padded to a multiple of 64", "800 / 1333", "FPN over res4, res5, res6"]
+    assert rows["toy_vit"][5:] == [
+        "any, padded to a multiple of 16 (dynamic_img_pad, dynamic_img_size)",
+        "800 / 1333",
+        "simple pyramid from stage11",
+    ]
+    assert rows["toy_pit"][5:7] == [
+        "built at 1024x1024 (IMG_SIZE, multiple of 32; pretrained 224x224, resampled at load: pos_embed)",
+        "1024x1024 square",
+    ]
+    assert rows["toy_crossvit"][6] == "1200x1200 square"
+    assert rows["toy_mixer"][5].startswith("fixed at 224x224: its parameter blocks.*.mlp_tokens.fc1.weight is sized")
+    assert rows["toy_mixer"][6] == "224x224 square"
+    assert rows["toy_inception"][5] == "any, padded to a multiple of 32 (padded by 64, cropped)"
+    assert rows["toy_sequencer"][2] == "generated" and rows["toy_sequencer"][7] == "simple pyramid from stage2"
     assert rows["toy_nasnet"][2] == "not generated" and "cell_stem_0\\|cell_0" in rows["toy_nasnet"][3]
 
 

@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from generator.names import UnsafeNameError, check_family, check_identifier, check_module_path, class_name
-from generator.spec import FeatureFacts, ModelFacts, SpecError, canonical_json, make_spec
+from generator.spec import FeatureFacts, GridParam, ModelFacts, SpecError, canonical_json, make_spec
 from tests.helpers import facts_with, golden_facts, strided
 
 # ------------------------------------------------------------------------------ names
@@ -204,16 +204,12 @@ def test_the_input_multiple_joins_the_divisibility():
 
 def test_facts_recorded_before_optional_fields_existed_load_with_their_defaults():
     data = golden_facts("resnet_like").to_dict()
-    for key in ("create_kwargs", "input_multiple", "size_slack", "input_pad", "omitted"):
+    optional = ("create_kwargs", "input_multiple", "size_slack", "input_pad", "omitted")
+    optional += ("img_size", "img_size_multiple", "grid_params", "fixed_reason")
+    for key in optional:
         data.pop(key)
     facts = ModelFacts.from_dict(data)
-    assert (facts.create_kwargs, facts.input_multiple, facts.size_slack, facts.input_pad, facts.omitted) == (
-        (),
-        1,
-        0,
-        0,
-        (),
-    )
+    assert tuple(getattr(facts, key) for key in optional) == ((), 1, 0, 0, (), 0, 0, (), "")
     with pytest.raises(SpecError, match="missing keys"):
         ModelFacts.from_dict({k: v for k, v in data.items() if k != "layout"})
 
@@ -231,6 +227,81 @@ def test_facts_recorded_before_optional_fields_existed_load_with_their_defaults(
 def test_bad_new_fields_are_refused(changes, message):
     with pytest.raises((SpecError, ValueError), match=message):
         facts_with("resnet_like", **changes)
+
+
+_POS = dict(pattern="pos_embed", kind="tokens", dims=(1,), extra=1)
+
+
+@pytest.mark.parametrize(
+    "stem, changes, message",
+    [
+        ("mixer_like", dict(fixed_reason="a 'quoted' reason"), "unsafe fixed-size reason"),
+        ("mixer_like", dict(fixed_reason='ends """ a docstring'), "unsafe fixed-size reason"),
+        ("mixer_like", dict(fixed_reason="two\nlines"), "unsafe fixed-size reason"),
+        ("resnet_like", dict(fixed_reason="a reason for a model that takes any size"), "fixed-size models only"),
+        ("resnet_like", dict(img_size=1024, img_size_multiple=16), "fixed-size models that can move"),
+        ("pit_like", dict(fixed_reason="both moved and stuck"), "without a fixed_reason"),
+        ("pit_like", dict(img_size_multiple=0), "not a multiple of 0"),
+        ("pit_like", dict(img_size=1000, img_size_multiple=16), "not a multiple of 16"),
+        ("mixer_like", dict(img_size_multiple=16), "need an img_size"),
+        ("mixer_like", dict(grid_params=(GridParam(**_POS),)), "need an img_size"),
+    ],
+)
+def test_bad_detection_size_facts_are_refused(stem, changes, message):
+    with pytest.raises((SpecError, ValueError), match=message):
+        facts_with(stem, **changes)
+
+
+@pytest.mark.parametrize(
+    "fields, message",
+    [
+        (dict(_POS, pattern="pos_embed'); import os  #"), "unsafe parameter pattern"),
+        (dict(_POS, pattern="blocks.**.x"), "unsafe parameter pattern"),
+        (dict(_POS, kind="cubic"), "kind 'cubic'"),
+        (dict(_POS, dims=(1, 2)), "tokens needs 1 dims"),
+        (dict(_POS, kind="grid", dims=(1, 3), extra=0), "adjacent"),
+        (dict(_POS, kind="line"), "extra must be 0"),
+        (dict(_POS, extra=-1), "extra must be 0"),
+    ],
+)
+def test_bad_grid_params_are_refused(fields, message):
+    with pytest.raises((SpecError, ValueError), match=message):
+        GridParam(**fields)
+
+
+def test_a_fixed_size_model_built_at_a_detection_size_pads_to_that_square():
+    """pit_like: pretrained at 224, built at 1024. detectron2 pads each batch to the
+    square (divisibility 1024, for the FPN too), and the YAML tests at 1024."""
+    spec = make_spec(golden_facts("pit_like"))
+    assert spec.facts.build_size == (1024, 1024)
+    assert (spec.size_divisibility, spec.fpn_size_divisibility, spec.test_size) == (1024, 1024, (1024, 1024))
+    crossvit = make_spec(golden_facts("crossvit_like"))  # a multiple of 240: 1200
+    assert (crossvit.size_divisibility, crossvit.fpn_size_divisibility, crossvit.test_size) == (1200, 1200, (1200, 1200))
+
+
+def test_a_fixed_size_model_that_cannot_move_stays_at_its_pretrained_size():
+    spec = make_spec(golden_facts("mixer_like"))
+    assert spec.facts.build_size == (224, 224)
+    assert (spec.size_divisibility, spec.fpn_size_divisibility, spec.test_size) == (224, 224, (224, 224))
+
+
+def test_models_that_take_any_size_keep_detectron2s_test_size():
+    for stem in ("resnet_like", "swin_like", "vit_like", "levit_like", "inception_like"):
+        assert make_spec(golden_facts(stem)).test_size == (800, 1333)
+
+
+@pytest.mark.parametrize(
+    "stem, plain, fpn",
+    [
+        ("resnet_like", 32, 32),  # FPN over res2..res5: its coarsest input, 32
+        ("levit_like", 64, 64),  # FPN over res4..res6: 64
+        ("vit_like", 16, 32),  # simple pyramid from stride 16: pooled to stride 32
+        ("sequencer_like", 28, 28),  # simple pyramid from stride 28: resampled, any size
+    ],
+)
+def test_the_fpn_variant_pads_to_what_its_pyramid_needs(stem, plain, fpn):
+    spec = make_spec(golden_facts(stem))
+    assert (spec.size_divisibility, spec.fpn_size_divisibility) == (plain, fpn)
 
 
 def test_mixed_strides_use_stage_names_and_the_power_of_two_chain():

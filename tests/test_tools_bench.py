@@ -14,7 +14,7 @@ import pytest
 
 from tests.helpers import ROOT, subprocess_env
 
-SCRIPTS = ("bench_import.py", "bench_forward.py", "benchmark_train.py", "bench_generate.py")
+SCRIPTS = ("bench_import.py", "bench_forward.py", "benchmark_train.py", "bench_generate.py", "bench_padding.py")
 
 
 def load_json(path: Path) -> dict:
@@ -57,7 +57,8 @@ def test_script_help(script):
         cwd=str(ROOT), env=subprocess_env(), capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    assert "--json" in result.stdout and ("--repeat" in result.stdout or "--rounds" in result.stdout)
+    assert "--json" in result.stdout
+    assert "--repeat" in result.stdout or "--rounds" in result.stdout or script == "bench_padding.py"
 
 
 # ----------------------------------------------------------------------------- bench_common
@@ -147,15 +148,16 @@ def keep_torch_threads():
 def test_bench_forward_runs(tmp_path, capsys, keep_torch_threads):
     from tools import bench_forward
 
-    argv = ["--model", "resnet18", "--fpn-model", "resnet18", "--size", "64x64", "--repeat", "1", "--warmup", "0",
-            "--json", str(tmp_path / "f.json")]  # fmt: skip
+    argv = ["--model", "resnet18", "swin_tiny_patch4_window7_224", "--fpn-model", "resnet18", "--size", "64x96",
+            "--repeat", "1", "--warmup", "0", "--json", str(tmp_path / "f.json")]  # fmt: skip
     assert bench_forward.main(argv) == 0
     out = capsys.readouterr().out
-    assert_table(out, "(a) time ratio generated / timm", "(b) time ratio generated / detectron2", "detectron2 R18-FPN")
-    assert "outputs identical: yes" in out  # same weights, same arithmetic
+    assert_table(out, "(a1) time ratio generated / timm", "(a2) time ratio generated / timm",
+                 "(b) time ratio generated / detectron2", "detectron2 R18-FPN")  # fmt: skip
+    assert out.count("outputs identical: yes") == 2  # same weights, same arithmetic
     assert "the same shapes" in out
     payload = load_json(tmp_path / "f.json")
-    assert figure(payload, "(a) time ratio")["target"].startswith("<= 1.02")
+    assert figure(payload, "(a2) time ratio")["target"].startswith("<= 1.01")
     assert figure(payload, "(b) time ratio")["target"].startswith("<= 1.05")
     assert payload["settings"]["threads"] == 1
 
@@ -165,6 +167,31 @@ def test_bench_forward_rejects_bad_size():
 
     with pytest.raises(SystemExit):
         bench_forward.main(["--size", "64"])
+
+
+# ----------------------------------------------------------------------------- bench_padding
+
+
+def test_bench_padding_counts_the_pixels_of_a_window_and_a_fixed_model(tmp_path, capsys, monkeypatch):
+    """Worked by hand: a 480x640 COCO image at 800/1333 is 800x1067. Padded to 32 it is
+    800x1088; to 256 (a window model) 1024x1280, 50.6 % more. A fixed model built at
+    1024 resizes it to 768x1024 and pads to 1024x1024: against 768x1024, 33.3 % more."""
+    from tools import bench_padding
+
+    manifest = {"models": {
+        "win": {"facts": {"fixed_input_size": False}, "fpn_size_divisibility": 256, "test_size": [800, 1333]},
+        "fix": {"facts": {"fixed_input_size": True}, "fpn_size_divisibility": 1024, "test_size": [1024, 1024]},
+        "cnn": {"facts": {"fixed_input_size": False}, "fpn_size_divisibility": 32, "test_size": [800, 1333]},
+    }}  # fmt: skip
+    path = tmp_path / "MANIFEST.json"
+    path.write_text(json.dumps(manifest))
+    monkeypatch.setattr(bench_padding, "COCO_SHAPES", ((480, 640),))
+    assert bench_padding.main(["--manifest", str(path), "--json", str(tmp_path / "p.json")]) == 0
+    payload = load_json(tmp_path / "p.json")
+    assert figure(payload, "window models, multiples of 256")["value"] == pytest.approx(100 * (1024 * 1280 / (800 * 1088) - 1))
+    assert figure(payload, "fixed size, padded to 1024x1024")["value"] == pytest.approx(100 / 3)
+    assert figure(payload, "any size")["value"] == 0
+    assert_table(capsys.readouterr().out, "window models, multiples of 256")
 
 
 # ----------------------------------------------------------------------------- benchmark_train

@@ -8,7 +8,7 @@ detectron2's ``BACKBONE_REGISTRY``::
     from golden_pkg import ensure_registered
     ensure_registered(cfg)  # imports the module behind cfg.MODEL.BACKBONE.NAME
 
-8 models; MANIFEST.json lists every file, spec and exclusion.
+9 models; MANIFEST.json lists every file, spec and exclusion.
 """
 
 import importlib
@@ -23,6 +23,7 @@ MODELS: Dict[str, str] = {
     "toy_crossvit": "crossvit.toy_crossvit",
     "toy_inception": "inception_v3.toy_inception",
     "toy_levit": "levit.toy_levit",
+    "toy_mixer": "mlp_mixer.toy_mixer",
     "toy_pit": "pit.toy_pit",
     "toy_resnet": "resnet.toy_resnet",
     "toy_sequencer": "sequencer.toy_sequencer",
@@ -39,6 +40,7 @@ CLASSES: Dict[str, str] = {
     "ToyCrossvitBackbone": "toy_crossvit",
     "ToyInceptionBackbone": "toy_inception",
     "ToyLevitBackbone": "toy_levit",
+    "ToyMixerBackbone": "toy_mixer",
     "ToyPitBackbone": "toy_pit",
     "ToyResnetBackbone": "toy_resnet",
     "ToySequencerBackbone": "toy_sequencer",
