@@ -171,6 +171,8 @@ def format_value(value: float, unit: str) -> str:
         return f"{value:.3f} s" if abs(value) < 100 else f"{value:.1f} s"
     if unit == "ms":
         return f"{value:.1f} ms"
+    if unit == "%":
+        return f"{value:.1f} %"
     if unit == "MiB":
         return f"{value:.0f} MiB"
     if unit == "":
