@@ -6,14 +6,17 @@ needs torch, timm and detectron2 only. Do not edit: regenerate.
 
 from .backbone import Feature, TimmBackbone
 from .config import add_timm_config
-from .fpn import build_fpn
+from .fpn import TimmFPN, build_fpn
 from .pyramid import SimpleFeaturePyramid
 from .registry import register_backbone
+from .resample import GridParam
 
 __all__ = [
     "Feature",
+    "GridParam",
     "SimpleFeaturePyramid",
     "TimmBackbone",
+    "TimmFPN",
     "add_timm_config",
     "build_fpn",
     "register_backbone",

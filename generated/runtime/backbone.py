@@ -3,9 +3,10 @@
 A generated module subclasses :class:`TimmBackbone` and states every fact about its
 model as class constants (feature levels, channels, strides, layout, input rules, pixel
 statistics). This class turns those facts into a detectron2 ``Backbone``: it creates the
-timm model with ``features_only``, checks that timm still builds what the constants
-declare, freezes the stem and early stages on request and converts the outputs to
-detectron2's named NCHW maps.
+timm model with ``features_only`` (a fixed-size model at its detection size), checks that
+timm still builds what the constants declare, freezes the stem and early stages on
+request, takes any input size (``runtime/padding.py``) and converts the outputs to
+detectron2's named NCHW maps of exactly ``ceil(input / stride)``.
 """
 
 import math
@@ -18,9 +19,12 @@ from detectron2.modeling import Backbone
 from .config import (
     backbone_kwargs_from_config,
     resolve_fixed_input_size,
+    resolve_img_size,
     resolve_out_features,
     resolve_pretrained,
 )
+from .padding import fit_to_input, pad_to, padded_size, padding_constraints
+from .resample import GridParam
 from .weights import create_timm_features
 
 __all__ = ["Feature", "TimmBackbone", "stage_partition"]
@@ -77,15 +81,6 @@ def stage_partition(root: torch.nn.Module, stage_paths: Sequence[str]) -> List[T
     return tagged
 
 
-def _fit(feature_map: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """Crop, or zero-pad at the bottom and right, an NCHW map to ``height`` x ``width``."""
-    feature_map = feature_map[..., :height, :width]
-    short_h, short_w = height - feature_map.shape[-2], width - feature_map.shape[-1]
-    if short_h or short_w:
-        feature_map = torch.nn.functional.pad(feature_map, (0, short_w, 0, short_h))
-    return feature_map
-
-
 class TimmBackbone(Backbone):
     """A timm model as a detectron2 backbone; subclasses state the model's facts."""
 
@@ -100,12 +95,24 @@ class TimmBackbone(Backbone):
     FPN_IN_FEATURES: ClassVar[Tuple[str, ...]]
     #: How timm returns the maps: "NCHW", or "NHWC" (permuted here).
     LAYOUT: ClassVar[str] = "NCHW"
-    #: Inputs whose height and width are multiples of this are accepted.
+    #: What detectron2 pads a batch to for the default outputs (the ``size_divisibility``
+    #: of the plain backbone, stated in the YAML); the backbone pads any other size itself.
     SIZE_DIVISIBILITY: ClassVar[int]
-    #: Pretrained input size (H, W), and whether the model only accepts that size (no
+    #: Input sides must be multiples of this for timm's model (windows, patches); the
+    #: backbone pads to it, and to every output stride.
+    INPUT_MULTIPLE: ClassVar[int] = 1
+    #: Pretrained input size (H, W), and whether the model only accepts one size (no
     #: dynamic size in timm): then every input is padded to it inside the backbone.
     INPUT_SIZE: ClassVar[Tuple[int, int]]
     FIXED_INPUT_SIZE: ClassVar[bool] = False
+    #: A fixed-size model that timm builds at other sizes: the square side it is built at
+    #: by default (a detection size), the multiple every side must be, and the parameters
+    #: resampled when a checkpoint saved at INPUT_SIZE loads. 0 and () for the others.
+    IMG_SIZE: ClassVar[int] = 0
+    IMG_SIZE_MULTIPLE: ClassVar[int] = 0
+    GRID_PARAMS: ClassVar[Tuple[GridParam, ...]] = ()
+    #: Why a fixed-size model stays at INPUT_SIZE.
+    FIXED_REASON: ClassVar[str] = ""
     #: timm's pretrained_cfg statistics, RGB, 0..1 scale.
     PIXEL_MEAN: ClassVar[Tuple[float, float, float]]
     PIXEL_STD: ClassVar[Tuple[float, float, float]]
@@ -129,6 +136,7 @@ class TimmBackbone(Backbone):
         channels: Optional[Sequence[int]] = None,
         freeze_at: int = 0,
         pretrained: Union[bool, str, None] = False,
+        img_size: int = 0,
         remove_layers: Sequence[str] = (),
         in_chans: int = 3,
         fixed_input_size: Optional[bool] = None,
@@ -142,15 +150,19 @@ class TimmBackbone(Backbone):
             freeze_at: 0 trains everything, 1 freezes the stem, k freezes the stem and
                 the first k-1 stages (with frozen batch norm that keeps fused activations).
             pretrained: False; True for timm's hub weights; or a path to a local timm
-                checkpoint (.pth, .pt, .bin or .safetensors).
+                checkpoint (.pth, .pt, .bin or .safetensors), saved at the model's
+                pretrained size or at ``img_size``.
+            img_size: the square side a fixed-size model is built at; default
+                :attr:`IMG_SIZE` (0 for models that take any size).
             remove_layers: timm module paths replaced by ``nn.Identity``.
             in_chans: input channels.
-            fixed_input_size: pad every input (bottom and right) to :attr:`INPUT_SIZE`
-                and crop the maps back to ``ceil(input / stride)``; default
+            fixed_input_size: pad every input (bottom and right) to the size the model is
+                built at and crop the maps back to ``ceil(input / stride)``; default
                 :attr:`FIXED_INPUT_SIZE`. Required for fixed-size models.
         """
         super().__init__()
-        self._pad_to = resolve_fixed_input_size(type(self), fixed_input_size)
+        self.img_size = resolve_img_size(type(self), img_size)
+        self._pad_to = resolve_fixed_input_size(type(self), fixed_input_size, self.img_size)
         selected = resolve_out_features(type(self), out_features, remaps, strides, channels)
         self._levels: Tuple[Tuple[str, Feature], ...] = selected
         self.body = create_timm_features(
@@ -158,6 +170,7 @@ class TimmBackbone(Backbone):
             out_indices=tuple(feature.index for _, feature in selected),
             pretrained=resolve_pretrained(pretrained),
             in_chans=in_chans,
+            img_size=self.img_size,
         )
         self._check_timm_matches(selected)
         self._remove_layers(remove_layers)
@@ -172,40 +185,49 @@ class TimmBackbone(Backbone):
 
     @property
     def size_divisibility(self) -> int:
-        return math.lcm(*self._out_feature_strides.values())
+        """What the model needs: the square it is built at (a fixed-size model), or
+        multiples of its input multiple and of every output stride."""
+        if self._pad_to is not None and self._pad_to[0] == self._pad_to[1]:
+            return self._pad_to[0]
+        return math.lcm(self.INPUT_MULTIPLE, *self._out_feature_strides.values())
+
+    @property
+    def padding_constraints(self) -> Dict[str, int]:
+        return padding_constraints(self.size_divisibility)
 
     def forward(self, x: torch.Tensor) -> Dict[str, torch.Tensor]:
+        """Any NCHW input: padded (bottom and right) to what the model needs, maps fitted
+        to exactly ``ceil(input / stride)``."""
         if x.dim() != 4:
             raise ValueError(f"{self.TIMM_MODEL} expects NCHW input, got shape {tuple(x.shape)}")
         height, width = x.shape[-2:]
-        padded_h, padded_w = self._padded_size(height, width)
-        padded = (padded_h, padded_w) != (height, width)
-        if padded:
-            x = torch.nn.functional.pad(x, (0, padded_w - width, 0, padded_h - height))
-        maps = self.body(x)
+        maps = self.body(pad_to(x, *self._padded_size(height, width)))
         if isinstance(maps, dict):
             maps = list(maps.values())
         if self.LAYOUT == "NHWC":
             maps = [m.permute(0, 3, 1, 2) for m in maps]
-        if padded or self.SIZE_SLACK:  # exactly ceil(input / stride), as detectron2 expects
-            maps = [
-                _fit(m, math.ceil(height / f.stride), math.ceil(width / f.stride))
-                for (_, f), m in zip(self._levels, maps)
-            ]
-        return {name: m for (name, _), m in zip(self._levels, maps)}
+        named = {name: m for (name, _), m in zip(self._levels, maps)}
+        return fit_to_input(named, self._out_feature_strides, height, width)
 
     def _padded_size(self, height: int, width: int) -> Tuple[int, int]:
-        """The size the input is zero-padded to (bottom and right) before timm sees it:
-        the fixed input size, or :attr:`INPUT_PAD` more, or the input's own."""
+        """The size the input is zero-padded to before timm sees it: the size a fixed-size
+        model is built at; else the next multiple of :attr:`size_divisibility`, plus
+        :attr:`INPUT_PAD` for models whose unpadded convolutions shrink the maps."""
         if self._pad_to is not None:
             fixed_h, fixed_w = self._pad_to
             if height > fixed_h or width > fixed_w:
                 raise ValueError(
-                    f"{self.TIMM_MODEL} takes inputs up to {fixed_h}x{fixed_w} (INPUT.FIXED_INPUT_SIZE pads them "
-                    f"to that size), got {height}x{width}: lower INPUT.MAX_SIZE_TRAIN and INPUT.MAX_SIZE_TEST"
+                    f"{self.TIMM_MODEL} built at {fixed_h}x{fixed_w} takes inputs up to that size (it pads them to "
+                    f"it), got {height}x{width}: lower INPUT.MAX_SIZE_TRAIN and INPUT.MAX_SIZE_TEST, or raise "
+                    "MODEL.BACKBONE.CONFIG.IMG_SIZE"
+                    + (
+                        ""
+                        if self.IMG_SIZE_MULTIPLE
+                        else f" (not possible for it: {self.FIXED_REASON})"
+                    )
                 )
             return fixed_h, fixed_w
-        return height + self.INPUT_PAD, width + self.INPUT_PAD
+        return padded_size(height, width, self.size_divisibility, self.INPUT_PAD)
 
     # -- construction steps -------------------------------------------------------
 

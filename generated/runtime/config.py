@@ -9,6 +9,9 @@ keeps working::
     MODEL.BACKBONE.CONFIG.CHANNELS       their channels (checked against the model)
     MODEL.BACKBONE.CONFIG.REMOVE_LAYERS  timm modules replaced by nn.Identity
     MODEL.BACKBONE.CONFIG.PRETRAINED     unset/false, true (timm's hub) or a checkpoint path
+    MODEL.BACKBONE.CONFIG.IMG_SIZE       the square side a fixed-size model is built at (0: the
+                                         model's default, a detection size; checkpoints saved at
+                                         its pretrained size are resampled to it)
     INPUT.FIXED_INPUT_SIZE               pad every image to the model's input size inside the
                                          backbone (unset: only for fixed-size models)
 
@@ -23,6 +26,7 @@ __all__ = [
     "add_timm_config",
     "backbone_kwargs_from_config",
     "resolve_fixed_input_size",
+    "resolve_img_size",
     "resolve_out_features",
     "resolve_pretrained",
 ]
@@ -45,6 +49,8 @@ def add_timm_config(cfg) -> None:
     if "PRETRAINED" not in node:
         # None accepts a bool or a path from YAML or the command line alike.
         node.PRETRAINED = None
+    if "IMG_SIZE" not in node:
+        node.IMG_SIZE = 0
     if "FIXED_INPUT_SIZE" not in cfg.INPUT:
         # None: the model's own rule (true for fixed-size models), and accepts a bool from YAML.
         cfg.INPUT.FIXED_INPUT_SIZE = None
@@ -134,21 +140,58 @@ def resolve_pretrained(value: Union[bool, str, None]) -> Union[bool, str]:
     )
 
 
-def resolve_fixed_input_size(cls, value: Optional[bool]) -> Optional[Tuple[int, int]]:
-    """The (H, W) every input is padded to, or None to pass inputs as they are."""
+def resolve_img_size(cls, value) -> int:
+    """The square side timm builds the model at (0: timm's own default size).
+
+    Only fixed-size models that timm can build at other sizes take one: a multiple of
+    ``cls.IMG_SIZE_MULTIPLE``, default ``cls.IMG_SIZE`` (a detection size).
+    """
+    if value in (None, "", 0, [], ()):
+        return cls.IMG_SIZE
+    if isinstance(value, (list, tuple)) and len(value) == 2 and value[0] == value[1]:
+        value = value[0]  # [S, S] reads as S
+    side = cls.INPUT_SIZE[0]
+    if not cls.IMG_SIZE_MULTIPLE:
+        why = (
+            "it takes any input size"
+            if not cls.FIXED_INPUT_SIZE
+            else f"it stays at {side}x{side}: {cls.FIXED_REASON}"
+        )
+        raise ValueError(
+            f"{KEY}.IMG_SIZE: {value!r} is not valid for {cls.TIMM_MODEL}; valid: 0 (the model's own size), since {why}"
+        )
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or value <= 0
+        or value % cls.IMG_SIZE_MULTIPLE
+    ):
+        raise ValueError(
+            f"{KEY}.IMG_SIZE: {value!r} is not valid for {cls.TIMM_MODEL}; valid: 0 (the default, "
+            f"{cls.IMG_SIZE}) or a square side that is a multiple of {cls.IMG_SIZE_MULTIPLE}, such as "
+            f"{cls.IMG_SIZE} or its pretrained size {side}"
+        )
+    return value
+
+
+def resolve_fixed_input_size(
+    cls, value: Optional[bool], img_size: int = 0
+) -> Optional[Tuple[int, int]]:
+    """The (H, W) every input is padded to (the build size of a fixed-size model), or
+    None to pass inputs as they are."""
     if value is None:
         value = cls.FIXED_INPUT_SIZE
     if not isinstance(value, bool):
         raise ValueError(
             f"INPUT.FIXED_INPUT_SIZE: {value!r} is not valid; valid: true, false, or unset"
         )
+    height, width = (img_size, img_size) if img_size else tuple(cls.INPUT_SIZE)
     if not value and cls.FIXED_INPUT_SIZE:
-        height, width = cls.INPUT_SIZE
         raise ValueError(
-            f"INPUT.FIXED_INPUT_SIZE: false, but {cls.TIMM_MODEL} only takes {height}x{width} inputs (timm has "
-            "no dynamic input size for it); valid: true (inputs up to that size are padded to it), or unset"
+            f"INPUT.FIXED_INPUT_SIZE: false, but {cls.TIMM_MODEL} built at {height}x{width} only takes that size "
+            "(timm has no dynamic input size for it); valid: true (inputs up to that size are padded to it), or unset"
         )
-    return tuple(cls.INPUT_SIZE) if value else None
+    return (height, width) if value else None
 
 
 def backbone_kwargs_from_config(cls, cfg, input_shape=None) -> dict:
@@ -167,6 +210,7 @@ def backbone_kwargs_from_config(cls, cfg, input_shape=None) -> dict:
         channels=get("CHANNELS", []) or None,
         freeze_at=cfg.MODEL.BACKBONE.FREEZE_AT,
         pretrained=get("PRETRAINED", None),
+        img_size=get("IMG_SIZE", 0),
         remove_layers=get("REMOVE_LAYERS", []),
         in_chans=channels,
         fixed_input_size=cfg.INPUT.get("FIXED_INPUT_SIZE", None),

@@ -1,12 +1,40 @@
 """The FPN variant of a generated backbone, built on detectron2's own FPN."""
 
-from typing import Optional, Sequence
+import math
+from typing import Dict, Optional, Sequence
 
+import torch
 from detectron2.modeling.backbone.fpn import FPN, LastLevelMaxPool
 
+from .padding import fit_to_input, pad_to, padded_size, padding_constraints
 from .pyramid import SimpleFeaturePyramid
 
-__all__ = ["SimpleFeaturePyramid", "build_fpn", "fpn_levels"]
+__all__ = ["SimpleFeaturePyramid", "TimmFPN", "build_fpn", "fpn_levels"]
+
+
+class TimmFPN(FPN):
+    """detectron2's FPN that, like the generated backbone under it, takes any input size.
+
+    detectron2's FPN adds each upsampled level to the lateral one below, which only
+    works on inputs that are multiples of its coarsest stride. This one pads the input to
+    what both it and its bottom-up need (:attr:`size_divisibility`, reported to detectron2,
+    which then pads the batch once) and fits its maps to ``ceil(input / stride)``.
+    """
+
+    @property
+    def size_divisibility(self) -> int:
+        return math.lcm(super().size_divisibility, self.bottom_up.size_divisibility)
+
+    @property
+    def padding_constraints(self) -> Dict[str, int]:
+        return padding_constraints(
+            self.size_divisibility, getattr(super(), "padding_constraints", None)
+        )
+
+    def forward(self, x: torch.Tensor) -> Dict[str, torch.Tensor]:
+        height, width = x.shape[-2:]
+        maps = super().forward(pad_to(x, *padded_size(height, width, self.size_divisibility)))
+        return fit_to_input(maps, self._out_feature_strides, height, width)
 
 
 def _log2(stride: int) -> Optional[int]:
@@ -56,7 +84,7 @@ def build_fpn(bottom_up, cfg):
     in_features = fpn_levels(bottom_up, requested)
     top_block = LastLevelMaxPool()
     top_block.in_feature = f"p{_log2(bottom_up.output_shape()[in_features[-1]].stride)}"
-    return FPN(
+    return TimmFPN(
         bottom_up=bottom_up,
         in_features=in_features,
         out_channels=cfg.MODEL.FPN.OUT_CHANNELS,

@@ -3,10 +3,12 @@
 Single-scale models (ViT, DeiT, BEiT, EVA, CaiT, XCiT, ...) and models whose strides do
 not suit detectron2's FPN give one map. This pyramid turns it into p2..p5 at strides 4,
 8, 16 and 32 (and p6 at 64 by max-pooling), with transposed convolutions up and pooling
-down as in ViTDet (Li et al., 2022). When the input stride is not a power of two (a
-patch-14 or stride-7 model), each level is resampled to exactly ``ceil(input / stride)``
-so the strides stay powers of two. detectron2 v0.6 has no ``SimpleFeaturePyramid``;
-this one is self-contained.
+down as in ViTDet (Li et al., 2022). When the input stride is a power of two, the input
+is padded to a multiple of the coarsest stride, so every level is exactly input / stride,
+and the maps are then fitted to ``ceil(input / stride)`` (``runtime/padding.py``). When it
+is not (a patch-14 or stride-7 model), each level is resampled to exactly
+``ceil(input / stride)``, so the strides stay powers of two. detectron2 v0.6 has no
+``SimpleFeaturePyramid``; this one is self-contained.
 """
 
 import math
@@ -17,6 +19,8 @@ import torch.nn.functional as F
 from detectron2.layers import Conv2d, ShapeSpec
 from detectron2.modeling import Backbone
 from torch import nn
+
+from .padding import fit_to_input, pad_to, padded_size, padding_constraints
 
 __all__ = ["SimpleFeaturePyramid"]
 
@@ -100,23 +104,33 @@ class SimpleFeaturePyramid(Backbone):
 
     @property
     def size_divisibility(self) -> int:
-        # Every level is resampled to exactly ceil(input / stride): any input the bottom-up
-        # takes works (a larger padding would push fixed-size models past their size).
-        return self.bottom_up.size_divisibility
+        """The bottom-up's, and for a power-of-two input stride the coarsest resampled
+        stride too (then pooling and transposed convolutions give exact sizes)."""
+        stride = self.bottom_up.output_shape()[self.in_feature].stride
+        exact = stride & (stride - 1) == 0
+        return math.lcm(self.bottom_up.size_divisibility, self._strides[-1] if exact else 1)
+
+    @property
+    def padding_constraints(self) -> Dict[str, int]:
+        return padding_constraints(self.size_divisibility)
 
     def forward(self, x: torch.Tensor) -> Dict[str, torch.Tensor]:
         height, width = x.shape[-2:]
+        x = pad_to(x, *padded_size(height, width, self.size_divisibility))
+        padded_h, padded_w = x.shape[-2:]
         feature = self.bottom_up(x)[self.in_feature]
         results = []
         for target, stage in zip(self._strides, self.stages):
             out = stage(feature)
-            size = (math.ceil(height / target), math.ceil(width / target))
+            size = (math.ceil(padded_h / target), math.ceil(padded_w / target))
             if tuple(out.shape[-2:]) != size:
                 out = F.interpolate(out, size=size, mode="bilinear", align_corners=False)
             results.append(out)
         if self._top_block:
             results.append(F.max_pool2d(results[-1], kernel_size=1, stride=2, padding=0))
-        return dict(zip(self._out_features, results))
+        return fit_to_input(
+            dict(zip(self._out_features, results)), self._out_feature_strides, height, width
+        )
 
     def output_shape(self) -> Dict[str, ShapeSpec]:
         return {
