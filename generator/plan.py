@@ -87,6 +87,7 @@ class Plan:
             f"{self.package}/{family}/{model}.py",
             f"{SEED_DIR}/{family}/{model}.yaml",
             f"{SEED_DIR}/{family}/{model}_fpn.yaml",
+            f"{SEED_DIR}/{family}/{model}_mask_rcnn.py",
         )
 
 
@@ -112,7 +113,7 @@ def build_plan(
     owned[f"{package}/SUPPORT.md"] = render_support(specs, excluded)
     seeded = {f"{SEED_DIR}/{name}": text for name, text in render_base_configs().items()}
     for spec in specs:
-        seeded.update((f"{SEED_DIR}/{path}", text) for path, text in render_seeds(spec).items())
+        seeded.update((f"{SEED_DIR}/{path}", text) for path, text in render_seeds(spec, package).items())
     formatted = format_files({**owned, **seeded}, known, jobs)
     files = {path: formatted[path] for path in sorted(owned)}
     seeds = {path: formatted[path] for path in sorted(seeded)}
@@ -125,7 +126,9 @@ def build_plan(
         "seeds": {path: sha256(text) for path, text in sorted(seeds.items())},
         # what each Python file was formatted from (formatting.source_key): lets the
         # next run reuse the file instead of running black on the same text again
-        "sources": {path: source_key(text) for path, text in sorted(owned.items()) if path.endswith(".py")},
+        "sources": {
+            path: source_key(text) for path, text in sorted({**owned, **seeded}.items()) if path.endswith(".py")
+        },
         "models": {spec.name: spec.to_dict() for spec in specs},
         "excluded": {name: {"family": family, "reason": reason} for name, (family, reason) in sorted(excluded.items())},
     }
@@ -134,10 +137,11 @@ def build_plan(
 
 
 def formatted_on_disk(root: Path, manifest: Optional[Mapping]) -> Dict[str, str]:
-    """Formatted Python files the generator wrote before, by the source key they were
-    formatted from, for the files that are still exactly what it wrote (a hand-edited
-    file is never reused: its hash differs from the manifest's)."""
-    recorded: Mapping[str, str] = (manifest or {}).get("files", {})
+    """Formatted Python files the generator wrote before (package modules and LazyConfig
+    seeds), by the source key they were formatted from, for the files that are still
+    exactly what it wrote (a hand-edited file is never reused: its hash differs from the
+    manifest's)."""
+    recorded: Mapping[str, str] = {**(manifest or {}).get("files", {}), **(manifest or {}).get("seeds", {})}
     known: Dict[str, str] = {}
     for path, key in (manifest or {}).get("sources", {}).items():
         text = _read(Path(root) / path)

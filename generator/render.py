@@ -62,7 +62,9 @@ def py_literal(value) -> str:
         if not math.isfinite(value):
             raise ValueError(f"non-finite float {value!r} cannot be rendered")
         return repr(value)
-    if isinstance(value, (tuple, list)):
+    if isinstance(value, list):
+        return "[" + ", ".join(py_literal(v) for v in value) + "]"
+    if isinstance(value, tuple):
         inner = ", ".join(py_literal(v) for v in value)
         return f"({inner},)" if len(value) == 1 else f"({inner})"
     raise TypeError(f"cannot render {type(value).__name__} as a Python literal")
@@ -220,7 +222,15 @@ def _scaled(values: Sequence[float]) -> Tuple[float, ...]:
     return tuple(round(v * 255.0, 4) for v in values)
 
 
+#: The levels detectron2's Mask R-CNN configs read (FPN p2..p5 and the pooled p6).
+DEFAULT_LEVELS = (2, 3, 4, 5, 6)
+#: The LazyConfig seeds' training size for models that take any size: the recipe's.
+LSJ_IMAGE_SIZE = 1024
+
+
 def _fpn_heads(spec: ModelSpec) -> Dict[str, list]:
+    """What the heads read: the FPN levels (the simple pyramid's p2..p5) and the pooled
+    level on top, with anchors of 8 times their stride and ROI pooler scales."""
     if spec.pyramid == "simple":
         levels = [2, 3, 4, 5]
     else:
@@ -230,6 +240,9 @@ def _fpn_heads(spec: ModelSpec) -> Dict[str, list]:
         rpn_features=[f"p{k}" for k in levels],
         roi_features=[f"p{k}" for k in levels[:-1]],
         anchor_sizes=[[8 * 2**k] for k in levels],
+        anchor_strides=[2**k for k in levels],
+        pooler_scales=tuple(1.0 / 2**k for k in levels[:-1]),
+        default_rpn_features=[f"p{k}" for k in DEFAULT_LEVELS],
     )
 
 
@@ -270,8 +283,11 @@ def train_sizes(spec: ModelSpec) -> List[int]:
     return [side for side in BASE_MIN_SIZE_TRAIN if side <= limit] or [limit]
 
 
-def render_seeds(spec: ModelSpec) -> Dict[str, str]:
-    """The two user-owned YAML seeds of a model: ``<family>/<model>.yaml`` and ``_fpn.yaml``."""
+def render_seeds(spec: ModelSpec, package: str) -> Dict[str, str]:
+    """The user-owned seeds of a model: the YAML configs ``<family>/<model>.yaml`` and
+    ``_fpn.yaml``, and the LazyConfig ``<family>/<model>_mask_rcnn.py``, which imports
+    its backbone from ``package``."""
+    check_identifier(package, "package name")
     builder, fpn_builder = builder_names(spec.name)
     common = dict(
         spec=spec,
@@ -299,7 +315,19 @@ def render_seeds(spec: ModelSpec) -> Dict[str, str]:
         **common,
         **_fpn_heads(spec),
     )
-    return {f"{spec.family}/{spec.name}.yaml": plain, f"{spec.family}/{spec.name}_fpn.yaml": fpn}
+    lazy = _render(
+        "configs/mask_rcnn.py.j2",
+        package=package,
+        class_name=class_name(spec.name),
+        image_size=spec.facts.build_size[0] if spec.facts.fixed_input_size else LSJ_IMAGE_SIZE,
+        **common,
+        **_fpn_heads(spec),
+    )
+    return {
+        f"{spec.family}/{spec.name}.yaml": plain,
+        f"{spec.family}/{spec.name}_fpn.yaml": fpn,
+        f"{spec.family}/{spec.name}_mask_rcnn.py": lazy,
+    }
 
 
 def render_base_configs() -> Dict[str, str]:
