@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import List, Optional
 
-__all__ = ["shapes_opts", "tiny_opts", "format_opts"]
+__all__ = ["shapes_opts", "tiny_opts", "lazy_tiny_opts", "format_opts"]
 
 
 def _pairs(**settings) -> List[str]:
@@ -101,6 +101,40 @@ def tiny_opts(*, max_iter: int = 5, ims_per_batch: int = 2, output_dir: Optional
     if output_dir:
         opts += ["OUTPUT_DIR", str(output_dir)]
     return opts
+
+
+def lazy_tiny_opts(*, max_iter: int = 5, ims_per_batch: int = 2, output_dir: Optional[str] = None) -> List[str]:
+    """:func:`tiny_opts` for a LazyConfig seed (``configs/<family>/<model>_mask_rcnn.py``), as
+    ``key=value`` overrides: ``shapes_tiny`` at 64px instead of large-scale jitter at 1024,
+    three classes, few proposals, float32 on the CPU, evaluated once at the end."""
+    size = 64
+    settings = {
+        "train.device": "cpu",
+        "train.max_iter": max_iter,
+        "train.eval_period": 0,
+        "train.checkpointer.period": max_iter + 1,
+        "train.log_period": 1,
+        "dataloader.train.dataset.names": "shapes_tiny_train",
+        "dataloader.test.dataset.names": "shapes_tiny_val",
+        "dataloader.train.total_batch_size": ims_per_batch,
+        "dataloader.train.num_workers": 0,
+        "dataloader.test.num_workers": 0,
+        "dataloader.train.mapper.augmentations.0.target_height": size,
+        "dataloader.train.mapper.augmentations.0.target_width": size,
+        "dataloader.train.mapper.augmentations.1.crop_size": [size, size],
+        "dataloader.test.mapper.augmentations.0.short_edge_length": size,
+        "dataloader.test.mapper.augmentations.0.max_size": size,
+        "model.roi_heads.num_classes": 3,
+        "model.roi_heads.batch_size_per_image": 16,
+        "model.roi_heads.box_predictor.test_score_thresh": 0.0,
+        "model.roi_heads.box_predictor.test_topk_per_image": 10,
+        "model.proposal_generator.pre_nms_topk": [200, 100],
+        "model.proposal_generator.post_nms_topk": [50, 30],
+        "optimizer.lr": 0.01,
+    }
+    if output_dir:
+        settings["train.output_dir"] = str(output_dir)
+    return [f"{key}={value}".replace(" ", "") for key, value in settings.items()]
 
 
 def format_opts(opts: List[str]) -> str:

@@ -1,9 +1,19 @@
 #!/usr/bin/env python
 """Train and evaluate detectron2 models on generated timm backbones.
 
-detectron2's ``DefaultTrainer`` with every generated backbone available by the name in
-the config: the module behind ``MODEL.BACKBONE.NAME`` is imported (and so registered) on
-demand through ``generated.ensure_registered``; the package is never imported whole.
+Two kinds of config, told apart by the file's extension:
+
+- a YAML config (``configs/<family>/<model>_fpn.yaml``): detectron2's ``DefaultTrainer``
+  with every generated backbone available by the name in the config: the module behind
+  ``MODEL.BACKBONE.NAME`` is imported (and so registered) on demand through
+  ``generated.ensure_registered``; the package is never imported whole. Overrides are
+  ``KEY VALUE`` pairs.
+- a LazyConfig (``configs/<family>/<model>_mask_rcnn.py``), trained as detectron2's
+  ``tools/lazyconfig_train_net.py`` trains one: ``model``, ``optimizer``, ``dataloader``,
+  ``lr_multiplier`` and ``train`` instantiated, ``SimpleTrainer`` (``AMPTrainer`` when
+  ``train.amp.enabled`` on a GPU), checkpoints and evaluation in ``train.output_dir``.
+  Overrides are ``key=value``, as detectron2's LazyConfig tools take them.
+
 The embedded shapes datasets (``shapes_train``/``shapes_val``, ``shapes_tiny_*``; see
 ``tools/shapes_dataset.py``) are generated and registered when the config names them.
 
@@ -15,6 +25,12 @@ The embedded shapes datasets (``shapes_train``/``shapes_val``, ``shapes_tiny_*``
     python tools/train_net.py --config-file out/r18/config.yaml --eval-only MODEL.WEIGHTS out/r18/model_final.pth
     # resume from the last checkpoint in OUTPUT_DIR
     python tools/train_net.py --config-file out/r18/config.yaml --resume
+    # a LazyConfig: train (key=value overrides), evaluate a checkpoint, resume
+    python tools/train_net.py --config-file configs/resnet/resnet18_mask_rcnn.py train.device=cpu \
+        train.output_dir=out/r18-lazy
+    python tools/train_net.py --config-file out/r18-lazy/config.yaml --eval-only \
+        train.init_checkpoint=out/r18-lazy/model_final.pth
+    python tools/train_net.py --config-file out/r18-lazy/config.yaml --resume
     # two processes on one machine (CPU: gloo; GPU: detectron2's launch, NCCL)
     python tools/train_net.py --num-gpus 2 --config-file ... MODEL.DEVICE cpu
 
@@ -41,6 +57,7 @@ import json
 import logging
 import math
 import os
+import re
 import sys
 from datetime import timedelta
 from pathlib import Path
@@ -52,11 +69,12 @@ if str(REPO_ROOT) not in sys.path:  # `import generated` / `import tools` from a
 import torch  # noqa: E402
 import torch.distributed as dist  # noqa: E402
 from detectron2.checkpoint import DetectionCheckpointer  # noqa: E402
-from detectron2.config import get_cfg  # noqa: E402
+from detectron2.config import LazyConfig, get_cfg, instantiate  # noqa: E402
 from detectron2.data import MetadataCatalog  # noqa: E402
-from detectron2.engine import DefaultTrainer, default_argument_parser, default_setup  # noqa: E402
+from detectron2.engine import AMPTrainer, DefaultTrainer, SimpleTrainer, default_argument_parser  # noqa: E402
+from detectron2.engine import default_setup, hooks  # noqa: E402
 from detectron2.engine import launch as d2_launch  # noqa: E402
-from detectron2.evaluation import COCOEvaluator, verify_results  # noqa: E402
+from detectron2.evaluation import COCOEvaluator, inference_on_dataset, print_csv_format, verify_results  # noqa: E402
 from detectron2.utils import comm  # noqa: E402
 from detectron2.utils.events import CommonMetricPrinter, JSONWriter  # noqa: E402
 from detectron2.utils.logger import setup_logger  # noqa: E402
@@ -67,6 +85,7 @@ __all__ = [
     "Trainer",
     "argument_parser",
     "build_config",
+    "is_lazy_config",
     "ensure_backbone",
     "import_generated",
     "launch",
@@ -215,8 +234,31 @@ def argument_parser():
     return parser
 
 
+#: Top-level keys of a LazyConfig saved as YAML (``config.yaml`` in its output directory).
+_LAZY_KEYS = re.compile(r"^(dataloader|model|optimizer|train):", re.MULTILINE)
+
+
+def is_lazy_config(path) -> bool:
+    """A LazyConfig: a Python file, or the YAML that a LazyConfig run saves (lower-case
+    ``model:`` / ``train:`` / ``dataloader:`` at the top, where a detectron2 YAML config
+    has ``MODEL:``). Anything else is read as a detectron2 YAML config."""
+    path = str(path or "")
+    if path.endswith(".py"):
+        return True
+    if not path.endswith((".yaml", ".yml")) or not os.path.isfile(path):
+        return False
+    with open(path, encoding="utf-8") as f:
+        return bool(_LAZY_KEYS.search(f.read()))
+
+
 def build_config(args):
-    """The config of a run: defaults, generated-backbone keys, the file, then overrides."""
+    """The config of a run: for a YAML config, detectron2's defaults, the generated
+    backbones' keys, the file, then ``KEY VALUE`` overrides; for a LazyConfig, the file
+    then ``key=value`` overrides."""
+    if is_lazy_config(args.config_file):
+        if args.package_root is not None:  # the LazyConfig imports its generated package
+            import_generated(args.package, args.package_root)
+        return LazyConfig.apply_overrides(LazyConfig.load(args.config_file), list(args.opts or []))
     generated = import_generated(args.package, args.package_root)  # imports no model module
     cfg = get_cfg()
     generated.add_timm_config(cfg)
@@ -226,9 +268,23 @@ def build_config(args):
     return cfg
 
 
+def _lazy_dataset_names(cfg):
+    """The datasets a LazyConfig's train and test loaders read (a name or a list each)."""
+    names = []
+    for loader in ("train", "test"):
+        group = cfg.dataloader[loader].dataset.names
+        names += [group] if isinstance(group, str) else list(group)
+    return names
+
+
 def setup(args):
     """Config, logging and output directory, datasets and backbone for this process."""
     cfg = build_config(args)
+    if is_lazy_config(args.config_file):
+        default_setup(cfg, args)
+        setup_logger(cfg.train.output_dir, distributed_rank=comm.get_rank(), name="d2timm")
+        shapes_dataset.register_for_datasets(_lazy_dataset_names(cfg), root=args.shapes_root)
+        return cfg
     cfg.freeze()
     default_setup(cfg, args)
     setup_logger(cfg.OUTPUT_DIR, distributed_rank=comm.get_rank(), name="d2timm")
@@ -246,7 +302,11 @@ def setup(args):
 
 
 def _write_results(cfg, name: str, results, **extra) -> None:
-    if not comm.is_main_process() or not cfg.OUTPUT_DIR:
+    _write_results_to(cfg.OUTPUT_DIR, name, results, **extra)
+
+
+def _write_results_to(output_dir, name: str, results, **extra) -> None:
+    if not comm.is_main_process() or not output_dir:
         return
 
     def plain(value):
@@ -255,14 +315,94 @@ def _write_results(cfg, name: str, results, **extra) -> None:
         value = float(value)
         return None if math.isnan(value) else value
 
-    path = os.path.join(cfg.OUTPUT_DIR, name)
+    path = os.path.join(output_dir, name)
     with open(path, "w") as f:
         json.dump(dict(results=plain(dict(results or {})), **extra), f, indent=1, sort_keys=True)
     logger.info("evaluation results written to %s", path)
 
 
+# ------------------------------------------------------------------ LazyConfig runs
+
+
+def _lazy_test(cfg, model):
+    """Evaluate ``model`` on ``dataloader.test`` with ``dataloader.evaluator`` (COCO's
+    slow implementation: the fast one needs detectron2's compiled ops)."""
+    if "evaluator" not in cfg.dataloader:
+        return {}
+    evaluator = cfg.dataloader.evaluator
+    if "COCOEvaluator" in str(evaluator.get("_target_", "")):
+        evaluator.use_fast_impl = False
+        evaluator.output_dir = evaluator.get("output_dir") or os.path.join(cfg.train.output_dir, "inference")
+    results = inference_on_dataset(model, instantiate(cfg.dataloader.test), instantiate(evaluator))
+    if comm.is_main_process():
+        print_csv_format(results)
+    return results
+
+
+def _lazy_model(cfg):
+    model = instantiate(cfg.model)
+    model.to(cfg.train.device)
+    logger.info("model:\n%s", model)
+    return model
+
+
+def lazy_main(args, cfg):
+    """detectron2's ``lazyconfig_train_net`` with the CPU and writer changes of the YAML path."""
+    from detectron2.engine.defaults import create_ddp_model
+
+    if args.eval_only:
+        model = _lazy_model(cfg)
+        model = create_ddp_model(model, device_ids=None if cfg.train.device == "cpu" else [comm.get_local_rank()])
+        DetectionCheckpointer(model).load(cfg.train.init_checkpoint)
+        results = _lazy_test(cfg, model)
+        _write_results_to(cfg.train.output_dir, RESULTS_EVAL, results, weights=cfg.train.init_checkpoint)
+        return results
+
+    model = _lazy_model(cfg)
+    cfg.optimizer.params.model = model
+    optimizer = instantiate(cfg.optimizer)
+    loader = instantiate(cfg.dataloader.train)
+    ddp = dict(cfg.train.ddp)
+    if cfg.train.device == "cpu":
+        ddp["device_ids"] = None
+    model = create_ddp_model(model, **ddp)
+    amp = cfg.train.amp.enabled and cfg.train.device != "cpu"
+    if cfg.train.amp.enabled and not amp:
+        logger.info("train.amp.enabled: mixed precision needs a GPU; training in float32 on the CPU")
+    trainer = (AMPTrainer if amp else SimpleTrainer)(model, loader, optimizer)
+    checkpointer = DetectionCheckpointer(model, cfg.train.output_dir, trainer=trainer)
+    results = {}
+
+    def evaluate():
+        results.clear()
+        results.update(_lazy_test(cfg, model))
+        return results
+
+    writers = [
+        CommonMetricPrinter(cfg.train.max_iter),
+        JSONWriter(os.path.join(cfg.train.output_dir, "metrics.json")),
+    ]
+    trainer.register_hooks(
+        [
+            hooks.IterationTimer(),
+            hooks.LRScheduler(scheduler=instantiate(cfg.lr_multiplier)),
+            hooks.PeriodicCheckpointer(checkpointer, **cfg.train.checkpointer) if comm.is_main_process() else None,
+            hooks.EvalHook(cfg.train.eval_period, evaluate),
+            hooks.PeriodicWriter(writers, period=cfg.train.log_period) if comm.is_main_process() else None,
+        ]
+    )
+    checkpointer.resume_or_load(cfg.train.init_checkpoint, resume=args.resume)
+    start_iter = trainer.iter + 1 if args.resume and checkpointer.has_checkpoint() else 0
+    trainer.train(start_iter, cfg.train.max_iter)
+    if results:
+        _write_results_to(cfg.train.output_dir, RESULTS_TRAIN, results, iterations=trainer.iter)
+    return results
+
+
 def main(args):
     cfg = setup(args)
+    if is_lazy_config(args.config_file):
+        return lazy_main(args, cfg)
     if args.eval_only:
         model = Trainer.build_model(cfg)
         DetectionCheckpointer(model, save_dir=cfg.OUTPUT_DIR).resume_or_load(cfg.MODEL.WEIGHTS, resume=args.resume)
@@ -367,7 +507,8 @@ def launch(main_func, args):
     world_size = args.num_gpus * args.num_machines
     device = "cpu"
     if world_size > 1:
-        device = build_config(args).MODEL.DEVICE
+        cfg = build_config(args)
+        device = cfg.train.device if is_lazy_config(args.config_file) else cfg.MODEL.DEVICE
     on_cpu = device == "cpu" or not torch.cuda.is_available()
     runner = launch_cpu if on_cpu else d2_launch
     return runner(
