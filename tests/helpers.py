@@ -402,3 +402,54 @@ def probe_catalog_model(model: str, family: str, root: Path = ROOT, package: str
     assert plain_cfg.MODEL.BACKBONE.CONFIG == config
     assert plain_cfg.INPUT == cfg.INPUT
     assert list(plain_cfg.MODEL.RPN.IN_FEATURES) == [cls.OUT_FEATURES[-1]]
+    probe_lazy_seed(model, family, cfg, root)
+
+
+def lazy_seed_path(model: str, family: str, root: Path = ROOT) -> Path:
+    return Path(root) / "configs" / family / f"{model}_mask_rcnn.py"
+
+
+def augmented_size(augmentations, size: Tuple[int, int]) -> Tuple[int, int]:
+    """The size an image of ``size`` has after a LazyConfig's ``augmentations``."""
+    import numpy as np
+    from detectron2.config import instantiate
+    from detectron2.data import transforms as T
+
+    image, _ = T.apply_augmentations(instantiate(augmentations), np.zeros((*size, 3), dtype=np.uint8))
+    return image.shape[:2]
+
+
+def probe_lazy_seed(model: str, family: str, yaml_cfg, root: Path = ROOT) -> None:
+    """The LazyConfig seed of ``model`` loads and instantiates (on the meta device) into a
+    Mask R-CNN whose heads read the levels its backbone gives; a COCO image through the
+    seed's own test transform and ``preprocess_image`` gives maps of ceil(padded /
+    stride); a training image after its large-scale jitter fits the backbone; the pixel
+    statistics and input format are the YAML seed's."""
+    import torch
+    from detectron2.config import LazyConfig, instantiate
+
+    cfg = LazyConfig.load(str(lazy_seed_path(model, family, root)))
+    with skip_meta_init(), torch.device("meta"):
+        net = instantiate(cfg.model).eval()
+    backbone = net.backbone
+    assert type(backbone.bottom_up).TIMM_MODEL == model
+    shapes = backbone.output_shape()
+    assert list(cfg.model.proposal_generator.in_features) == list(shapes)
+    assert list(cfg.model.proposal_generator.anchor_generator.strides) == [s.stride for s in shapes.values()]
+    levels = list(shapes)[:-1]
+    assert list(cfg.model.roi_heads.box_in_features) == list(cfg.model.roi_heads.mask_in_features) == levels
+    assert list(cfg.model.roi_heads.box_pooler.scales) == [1 / shapes[n].stride for n in levels]
+    assert [s.channels for s in shapes.values()] == [FPN_CHANNELS] * len(shapes)
+    assert net.input_format == "RGB" and cfg.dataloader.train.mapper.image_format == "RGB"
+    assert list(cfg.model.pixel_mean) == list(yaml_cfg.MODEL.PIXEL_MEAN)
+    assert list(cfg.model.pixel_std) == list(yaml_cfg.MODEL.PIXEL_STD)
+    trained = augmented_size(cfg.dataloader.train.mapper.augmentations, (427, 640))
+    backbone.bottom_up._padded_size(*trained)  # raises if the model cannot take it
+    h, w = augmented_size(cfg.dataloader.test.mapper.augmentations, (427, 640))
+    with shape_only(), torch.no_grad():
+        images = net.preprocess_image([{"image": torch.empty(3, h, w, device="meta")}])
+        maps = backbone(images.tensor)
+    padded = images.tensor.shape[-2:]
+    assert {n: tuple(t.shape) for n, t in maps.items()} == {
+        n: (1, s.channels, ceil_div(padded[0], s.stride), ceil_div(padded[1], s.stride)) for n, s in shapes.items()
+    }, f"{model}: LazyConfig seed at {h}x{w}"

@@ -533,3 +533,54 @@ def test_any_input_size_gives_what_detectron2s_padding_gives(model, family, over
         h, w = math.ceil(201 / shape.stride), math.ceil(251 / shape.stride)
         assert tuple(odd[name].shape) == (1, shape.channels, h, w)
         torch.testing.assert_close(odd[name], reference[name][..., :h, :w], msg=name)
+
+
+# ------------------------------------------------------- the LazyConfig seeds, real tensors
+
+#: 20 families of :data:`SAMPLE`: every kind of handling (NHWC, the simple pyramid, dynamic
+#: sizes, fixed sizes moved to another side, strides 16/32/64, odd strides, unpadded
+#: convolutions, wrappers without stage paths).
+LAZY_SAMPLE = [
+    (model, family) for model, family in SAMPLE
+    if family not in {"ghostnet", "repvit", "edgenext", "tiny_vit", "hgnet", "fasternet", "efficientnet",
+                      "mobilenetv3", "regnet", "deit"}
+]  # fmt: skip
+
+
+def test_the_lazy_sample_spans_twenty_families():
+    assert len({family for _, family in LAZY_SAMPLE}) >= 20
+
+
+@pytest.mark.parametrize("model, family", LAZY_SAMPLE, ids=[m for m, _ in LAZY_SAMPLE])
+def test_lazy_seed_trains_and_infers(model, family):
+    """The model of ``configs/<family>/<model>_mask_rcnn.py`` as it stands, with the edits a
+    CPU run needs (three classes, few proposals, a fixed-size model built at a CPU-sized
+    side): one training step (finite losses, gradients in the backbone) and inference."""
+    from detectron2.config import LazyConfig, instantiate
+    from detectron2.utils.events import EventStorage
+
+    from tests.helpers import lazy_seed_path
+
+    cfg = LazyConfig.load(str(lazy_seed_path(model, family)))
+    (h, w), overrides = _sample_setting(model, family)
+    if overrides:
+        cfg.model.backbone.bottom_up.img_size = int(overrides[1])
+    cfg.model.roi_heads.num_classes = NUM_CLASSES
+    cfg.model.roi_heads.batch_size_per_image = 64
+    cfg.model.proposal_generator.batch_size_per_image = 64
+    cfg.model.proposal_generator.pre_nms_topk = (200, 200)
+    cfg.model.proposal_generator.post_nms_topk = (100, 50)
+    torch.manual_seed(0)
+    net = instantiate(cfg.model)
+    assert type(net.backbone.bottom_up).TIMM_MODEL == model
+    net.train()
+    with EventStorage():
+        losses = net([{"image": _image(0, (h, w)), "instances": _instances((h, w)), "height": h, "width": w}])
+    assert all(torch.isfinite(v) for v in losses.values()), losses
+    sum(losses.values()).backward()
+    grads = [p.grad for p in net.backbone.bottom_up.parameters() if p.requires_grad]
+    assert any(g is not None and g.abs().sum() > 0 for g in grads)
+    net.eval()
+    with torch.no_grad():
+        (output,) = net([{"image": _image(1, (h, w)), "height": h, "width": w}])
+    assert output["instances"].image_size == (h, w)

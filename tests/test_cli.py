@@ -84,6 +84,8 @@ def test_fresh_generation_layout(small_generation):
         assert (pkg / family / "__init__.py").is_file()
         assert (root / "configs" / family / f"{model}.yaml").is_file()
         assert (root / "configs" / family / f"{model}_fpn.yaml").is_file()
+        lazy = (root / "configs" / family / f"{model}_mask_rcnn.py").read_text()
+        assert f"from {SMALL_PACKAGE}.{family}.{model} import " in lazy  # the package it was generated into
     assert {p.name for p in (pkg / "runtime").glob("*.py")} == {
         "__init__.py", "backbone.py", "config.py", "fpn.py", "padding.py", "pyramid.py", "registry.py", "resample.py",
         "weights.py",

@@ -73,8 +73,8 @@ def test_worker_processes_format_exactly_as_one_process():
 
 def test_the_manifest_records_what_each_python_file_was_formatted_from(plan):
     sources = plan.manifest["sources"]
-    python = sorted(p for p in plan.files if p.endswith(".py"))
-    assert sorted(sources) == python and python
+    python = sorted(p for p in {**plan.files, **plan.seeds} if p.endswith(".py"))  # modules and LazyConfig seeds
+    assert sorted(sources) == python and any(p.startswith("configs/") for p in python)
     assert all(len(key) == 64 for key in sources.values())
     assert len(set(sources.values())) == len(sources)  # every module renders to its own text
 
@@ -95,7 +95,7 @@ def test_a_regeneration_reuses_every_unedited_file_and_equals_a_fresh_one(tmp_pa
 
 def test_a_hand_edited_file_is_never_reused(tmp_path, plan):
     manifest = _written(plan, tmp_path)
-    module = next(p for p in sorted(plan.manifest["sources"]) if "toy_" in p)
+    module = next(p for p in sorted(plan.manifest["sources"]) if "toy_" in p and p in plan.files)
     (tmp_path / module).write_text(plan.files[module] + "# mine\n", encoding="utf-8")
     known = formatted_on_disk(tmp_path, manifest)
     assert manifest["sources"][module] not in known
@@ -103,6 +103,17 @@ def test_a_hand_edited_file_is_never_reused(tmp_path, plan):
     again = _plan(known=known)
     assert again.files[module] == plan.files[module]
     assert [(c.kind, c.path) for c in compare(again, tmp_path, manifest)] == [(HAND_EDITED, module)]
+
+
+def test_an_edited_lazyconfig_seed_is_never_reused_and_stays_the_users(tmp_path, plan):
+    manifest = _written(plan, tmp_path)
+    seed = next(p for p in sorted(plan.seeds) if p.endswith("_mask_rcnn.py"))
+    (tmp_path / seed).write_text(plan.seeds[seed] + "train.max_iter = 10\n", encoding="utf-8")
+    known = formatted_on_disk(tmp_path, manifest)
+    assert manifest["sources"][seed] not in known
+    again = _plan(known=known)
+    assert again.seeds[seed] == plan.seeds[seed]
+    assert compare(again, tmp_path, manifest) == []  # the user's edit, its default unchanged
 
 
 def test_a_manifest_without_sources_reuses_nothing(tmp_path, plan):

@@ -233,7 +233,9 @@ def _golden_runtime_config():
     return module
 
 
-@pytest.mark.parametrize("path", [p for p in EXPECTED_PATHS if p.startswith("configs/") and "/" in p[8:]])
+@pytest.mark.parametrize(
+    "path", [p for p in EXPECTED_PATHS if p.startswith("configs/") and "/" in p[8:] and p.endswith(".yaml")]
+)
 def test_seeds_load_into_a_detectron2_config(path):
     """Every key of every seed exists in detectron2's config (plus the generated keys)."""
     from detectron2.config import get_cfg
@@ -245,6 +247,65 @@ def test_seeds_load_into_a_detectron2_config(path):
     assert cfg.MODEL.BACKBONE.NAME.startswith("build_toy_")
     # detectron2's caffe BGR defaults are gone
     assert list(cfg.MODEL.PIXEL_MEAN) != [103.53, 116.28, 123.675]
+
+
+# ------------------------------------------------------------- key facts: LazyConfig seeds
+
+
+@pytest.fixture
+def golden_lazy(monkeypatch):
+    """Load a golden LazyConfig seed (its imports resolve to tests/golden/expected/golden_pkg)."""
+    from detectron2.config import LazyConfig
+
+    monkeypatch.syspath_prepend(str(regenerate.EXPECTED))
+    return lambda stem: LazyConfig.load(str(regenerate.EXPECTED / "configs" / f"{stem}_mask_rcnn.py"))
+
+
+def _target(node) -> str:
+    target = node._target_
+    return target if isinstance(target, str) else f"{target.__module__}.{target.__qualname__}"
+
+
+@pytest.mark.parametrize(
+    "stem, neck, levels, bottom_up, image_size",
+    [
+        # worked out by hand: FPN over res2..res5, the base heads p2..p6; LSJ at the recipe's 1024
+        ("resnet/toy_resnet", "TimmFPN", ["p2", "p3", "p4", "p5", "p6"],
+         dict(out_features=["res2", "res3", "res4", "res5"]), 1024),
+        # strides 16, 32, 64: the heads read p4..p7, the pooled level on p6
+        ("levit/toy_levit", "TimmFPN", ["p4", "p5", "p6", "p7"], dict(out_features=["res4", "res5", "res6"]), 1024),
+        # single scale: the simple pyramid from the last block, p2..p6
+        ("vision_transformer/toy_vit", "SimpleFeaturePyramid", ["p2", "p3", "p4", "p5", "p6"],
+         dict(out_feature="stage11"), 1024),
+        # fixed size, built at 1024 (img_size), strides 8..32: p3..p6
+        ("pit/toy_pit", "TimmFPN", ["p3", "p4", "p5", "p6"],
+         dict(out_features=["res3", "res4", "res5"], img_size=1024), 1024),
+        # a multiple of 240: built and jittered at 1200
+        ("crossvit/toy_crossvit", "SimpleFeaturePyramid", ["p2", "p3", "p4", "p5", "p6"],
+         dict(out_feature="stage2", img_size=1200), 1200),
+    ],
+)  # fmt: skip
+def test_lazy_seed_key_facts(golden_lazy, stem, neck, levels, bottom_up, image_size):
+    cfg = golden_lazy(stem)
+    model = cfg.model
+    modules = {"TimmFPN": "fpn", "SimpleFeaturePyramid": "pyramid"}
+    assert _target(model.backbone) == f"{PACKAGE}.runtime.{modules[neck]}.{neck}"
+    model_name = stem.split("/")[1]
+    assert _target(model.backbone.bottom_up) == f"{PACKAGE}.{stem.replace('/', '.')}.{model_name.title().replace('_', '')}Backbone"
+    for key, value in bottom_up.items():
+        assert model.backbone.bottom_up[key] == value, key
+    assert model.backbone.bottom_up.pretrained is False and model.backbone.bottom_up.freeze_at == 0
+    assert list(model.proposal_generator.in_features) == levels
+    assert list(model.proposal_generator.anchor_generator.strides) == [2 ** int(p[1:]) for p in levels]
+    assert list(model.proposal_generator.anchor_generator.sizes) == [[8 * 2 ** int(p[1:])] for p in levels]
+    assert list(model.roi_heads.box_in_features) == list(model.roi_heads.mask_in_features) == levels[:-1]
+    assert list(model.roi_heads.box_pooler.scales) == [1 / 2 ** int(p[1:]) for p in levels[:-1]]
+    if neck == "TimmFPN":
+        assert model.backbone.top_block.in_feature == levels[-2]
+    assert model.input_format == "RGB" and cfg.dataloader.train.mapper.image_format == "RGB"
+    resize, crop, _ = cfg.dataloader.train.mapper.augmentations
+    assert (resize.target_height, resize.target_width, tuple(crop.crop_size)) == (image_size, image_size, (image_size,) * 2)
+    assert model.roi_heads.box_head.conv_norm == model.roi_heads.mask_head.conv_norm == "naiveSyncBN_N"
 
 
 # ------------------------------------------------------------------- key facts: Python
@@ -461,7 +522,7 @@ def test_render_refuses_a_spec_whose_name_was_tampered_with():
     with pytest.raises(UnsafeNameError):
         render_model(spec)
     with pytest.raises(UnsafeNameError):
-        render_seeds(spec)
+        render_seeds(spec, PACKAGE)
 
 
 def test_package_name_is_validated():

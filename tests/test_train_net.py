@@ -23,6 +23,7 @@ from tools import recipes, train_net
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "tools" / "train_net.py"
 CONFIG = ROOT / "configs" / "resnet" / "test_resnet_fpn.yaml"
+LAZY_CONFIG = ROOT / "configs" / "resnet" / "test_resnet_mask_rcnn.py"
 
 
 def _subprocess(args, cwd: Path, timeout: int = 600) -> str:
@@ -78,6 +79,50 @@ def test_train_then_eval_only_reproduces_the_ap_then_resume(tmp_path, capfd):
     assert "Starting training from iteration 4" in capfd.readouterr().out
     assert [m["iteration"] for m in _metrics(out) if "total_loss" in m][-1] == 5
     assert json.loads((out / train_net.RESULTS_TRAIN).read_text())["iterations"] == 6
+
+
+def test_a_lazy_config_trains_evaluates_and_resumes(tmp_path, capfd):
+    """The LazyConfig seed, with key=value overrides (tools/recipes.py: lazy_tiny_opts): a
+    run from another directory, then --eval-only from the config.yaml it saved, then
+    --resume up to a later train.max_iter."""
+    out = tmp_path / "out"
+    shapes = ["--shapes-root", str(tmp_path / "shapes")]
+    _subprocess(["--config-file", LAZY_CONFIG, *shapes, *recipes.lazy_tiny_opts(max_iter=4, output_dir=out)], cwd=tmp_path)
+    for name in ("model_final.pth", "config.yaml", "metrics.json", "last_checkpoint", train_net.RESULTS_TRAIN):
+        assert (out / name).is_file(), name
+    assert not (out / "config.yaml.pkl").exists(), "the saved config is YAML that loads back"
+    trained = _results(out / train_net.RESULTS_TRAIN)
+    assert set(trained) == {"bbox", "segm"} and any(v is not None for v in trained["bbox"].values())
+    assert json.loads((out / train_net.RESULTS_TRAIN).read_text())["iterations"] == 4
+    assert train_net.is_lazy_config(out / "config.yaml") and not train_net.is_lazy_config(CONFIG)
+
+    weights = str(out / "model_final.pth")
+    train_net.invoke_main(["--config-file", str(out / "config.yaml"), *shapes, "--eval-only",
+                           f"train.init_checkpoint={weights}"])  # fmt: skip
+    assert _results(out / train_net.RESULTS_EVAL) == trained
+
+    capfd.readouterr()
+    train_net.invoke_main(["--config-file", str(out / "config.yaml"), *shapes, "--resume", "train.max_iter=6"])
+    assert "Starting training from iteration 4" in capfd.readouterr().out
+    assert [m["iteration"] for m in _metrics(out) if "total_loss" in m][-1] == 5
+    assert json.loads((out / train_net.RESULTS_TRAIN).read_text())["iterations"] == 6
+
+
+def test_a_lazy_config_trains_in_two_cpu_processes(tmp_path):
+    """detectron2's launcher path with gloo; the seed's SyncBN FPN needs a GPU once several
+    processes train, so the CPU run names BN (as the README says)."""
+    out = tmp_path / "out"
+    args = train_net.argument_parser().parse_args(
+        [
+            "--num-gpus", "2", "--dist-url", "auto", "--config-file", str(LAZY_CONFIG),
+            "--shapes-root", str(tmp_path / "shapes"),
+            *recipes.lazy_tiny_opts(max_iter=2, ims_per_batch=2, output_dir=out), "model.backbone.norm=BN",
+        ]
+    )  # fmt: skip
+    train_net.launch(train_net.main, args)
+    assert "Rank of current process: 1. World size: 2" in (out / "log.txt.rank1").read_text()
+    assert (out / "model_final.pth").is_file()
+    assert [m["iteration"] for m in _metrics(out) if "total_loss" in m][-1] == 1
 
 
 def test_two_cpu_processes_over_gloo(tmp_path):

@@ -70,7 +70,7 @@ def render_golden() -> Dict[str, str]:
     for name, text in render_base_configs().items():
         files[f"{SEED_DIR}/{name}"] = format_file(name, text)
     for spec in specs:
-        for path, text in render_seeds(spec).items():
+        for path, text in render_seeds(spec, PACKAGE).items():
             files[f"{SEED_DIR}/{path}"] = format_file(path, text)
     return dict(sorted(files.items()))
 
