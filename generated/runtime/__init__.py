@@ -6,7 +6,7 @@ needs torch, timm and detectron2 only. Do not edit: regenerate.
 
 from .backbone import Feature, TimmBackbone
 from .config import add_timm_config
-from .fpn import TimmFPN, build_fpn
+from .fpn import TimmFPN, TopLevelMaxPool, build_fpn
 from .pyramid import SimpleFeaturePyramid
 from .registry import register_backbone
 from .resample import GridParam
@@ -17,6 +17,7 @@ __all__ = [
     "SimpleFeaturePyramid",
     "TimmBackbone",
     "TimmFPN",
+    "TopLevelMaxPool",
     "add_timm_config",
     "build_fpn",
     "register_backbone",

@@ -14,6 +14,7 @@ from typing import ClassVar, Dict, List, NamedTuple, Optional, Sequence, Tuple, 
 
 import torch
 from detectron2.config import configurable
+from detectron2.layers import ShapeSpec
 from detectron2.modeling import Backbone
 
 from .config import (
@@ -82,7 +83,21 @@ def stage_partition(root: torch.nn.Module, stage_paths: Sequence[str]) -> List[T
 
 
 class TimmBackbone(Backbone):
-    """A timm model as a detectron2 backbone; subclasses state the model's facts."""
+    """A timm model as a detectron2 backbone; subclasses state the model's facts.
+
+    Built from a detectron2 config (``build_<model>_backbone``) or directly, as in a
+    LazyConfig. A neck is configured from :meth:`feature_shapes`, which needs no
+    instance; a single-level selection (``out_feature``) is what ViTDet-style configs
+    interpolate (``in_feature="${.net.out_feature}"``)::
+
+        backbone = L(ConvnextTinyBackbone)(out_features=["res3", "res4", "res5"])
+        neck = L(ChannelMapper)(
+            input_shapes=ConvnextTinyBackbone.feature_shapes(["res3", "res4", "res5"]),
+            in_features=["res3", "res4", "res5"],
+            ...
+        )
+        net = L(VitBasePatch16224Backbone)(out_feature="stage11")
+    """
 
     #: timm architecture name.
     TIMM_MODEL: ClassVar[str]
@@ -131,6 +146,7 @@ class TimmBackbone(Backbone):
         self,
         *,
         out_features: Optional[Sequence[str]] = None,
+        out_feature: Optional[str] = None,
         remaps: Optional[Sequence[str]] = None,
         strides: Optional[Sequence[int]] = None,
         channels: Optional[Sequence[int]] = None,
@@ -145,6 +161,7 @@ class TimmBackbone(Backbone):
         Args:
             out_features: levels to return, by feature name (``res4``) or timm module
                 name (``layer3``); default :attr:`OUT_FEATURES`.
+            out_feature: one level to return, instead of ``out_features`` (ViTDet's name).
             remaps: output names for ``out_features``, one each; default their names.
             strides, channels: optional, one each: checked against the model.
             freeze_at: 0 trains everything, 1 freezes the stem, k freezes the stem and
@@ -161,6 +178,12 @@ class TimmBackbone(Backbone):
                 :attr:`FIXED_INPUT_SIZE`. Required for fixed-size models.
         """
         super().__init__()
+        if out_feature is not None:
+            if out_features:
+                raise ValueError(
+                    f"give out_features or out_feature, not both (got {out_features} and {out_feature!r})"
+                )
+            out_features = [out_feature]
         self.img_size = resolve_img_size(type(self), img_size)
         self._pad_to = resolve_fixed_input_size(type(self), fixed_input_size, self.img_size)
         selected = resolve_out_features(type(self), out_features, remaps, strides, channels)
@@ -182,6 +205,15 @@ class TimmBackbone(Backbone):
     @classmethod
     def from_config(cls, cfg, input_shape=None):
         return backbone_kwargs_from_config(cls, cfg, input_shape)
+
+    @classmethod
+    def feature_shapes(
+        cls, out_features: Optional[Sequence[str]] = None, remaps: Optional[Sequence[str]] = None
+    ) -> Dict[str, ShapeSpec]:
+        """What ``output_shape()`` of a backbone built with these ``out_features`` and
+        ``remaps`` returns, in the same order (finest first), without building it."""
+        selected = resolve_out_features(cls, out_features, remaps, None, None)
+        return {name: ShapeSpec(channels=f.channels, stride=f.stride) for name, f in selected}
 
     @property
     def size_divisibility(self) -> int:
