@@ -11,6 +11,8 @@ of one model is recorded as that model's failure and the run goes on.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import dataclasses
 import math
 import multiprocessing
@@ -18,7 +20,7 @@ import os
 from concurrent.futures import as_completed
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
-from typing import Callable, Dict, Iterable, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, Iterable, Iterator, NamedTuple, Optional, Sequence, Tuple, Union
 
 from .discover import ModelRef
 from .names import safe_text
@@ -94,12 +96,33 @@ def _layout(net) -> str:
     return value
 
 
+#: Where probe models live: the meta device (shapes only, no memory), or the CPU for the
+#: models whose forward reads tensor values (see :func:`introspect`).
+_DEVICE: contextvars.ContextVar = contextvars.ContextVar("probe_device", default="meta")
+
+#: The largest model measured on real CPU tensors when the meta device cannot run it:
+#: its probe forwards cost seconds to a minute each on two cores up to this size.
+MAX_REAL_TENSOR_PARAMS = 1_000_000_000
+
+#: What the meta device says when a forward needs a tensor's values (``.item()``).
+META_VALUE_ERRORS = ("cannot be called on meta tensors", "Cannot copy out of meta tensor")
+
+
+@contextlib.contextmanager
+def _real_tensors() -> Iterator[None]:
+    token = _DEVICE.set("cpu")
+    try:
+        yield
+    finally:
+        _DEVICE.reset(token)
+
+
 def _create(name: str, **kwargs):
     import timm
 
     from .compat import meta_device
 
-    with meta_device():
+    with meta_device() if _DEVICE.get() == "meta" else contextlib.nullcontext():
         return timm.create_model(name, pretrained=False, features_only=True, **kwargs).eval()
 
 
@@ -265,8 +288,8 @@ def _shape_only_mode():
 def _forward(net, channels: int, size: Tuple[int, int]) -> list:
     import torch
 
-    with torch.no_grad(), _shape_only_mode():
-        outputs = net(torch.empty(1, channels, *size, device="meta"))
+    with torch.no_grad(), _shape_only_mode():  # shortcuts for meta tensors only
+        outputs = net(torch.zeros(1, channels, *size, device=_DEVICE.get()))
     return list(outputs.values()) if isinstance(outputs, dict) else list(outputs)
 
 
@@ -573,7 +596,7 @@ def _probe(name: str, cfg: dict, family: str = "") -> _Probe:
             continue
         step = math.lcm(*net.feature_info.reduction())
         pads = bool(dict(mode).get("dynamic_img_pad"))
-        for multiple in dict.fromkeys((step, 2 * step, 4 * step, math.lcm(step, default_h))):
+        for multiple in dict.fromkeys((step, 2 * step, 3 * step, 4 * step, math.lcm(step, default_h))):
             size = probe_size(multiple)
             if pads:
                 size = (size[0] + 2, size[1] + 6)  # not multiples: the model pads itself
@@ -611,15 +634,45 @@ def _probe(name: str, cfg: dict, family: str = "") -> _Probe:
     return _Probe(build.net, (), (build.side, build.side), build.measured, 1, True, build=build)
 
 
+def _parameter_count(name: str) -> int:
+    """Parameters of the features_only model (built on the meta device)."""
+    token = _DEVICE.set("meta")
+    try:
+        return sum(p.numel() for p in _create(name).parameters())
+    finally:
+        _DEVICE.reset(token)
+
+
+def _measure_probe(name: str, cfg: dict, family: str) -> Tuple["_Probe", bool]:
+    """The probe on the meta device, or on real CPU tensors for a model whose forward
+    reads tensor values (gemma4_vit's ``.item()`` on its position ids), up to
+    :data:`MAX_REAL_TENSOR_PARAMS`. Returns the probe and whether it needed real tensors."""
+    try:
+        return _probe(name, cfg, family), False
+    except IntrospectionError as exc:
+        if not any(text in str(exc) for text in META_VALUE_ERRORS):
+            raise
+        params = _parameter_count(name)
+        if params > MAX_REAL_TENSOR_PARAMS:
+            raise IntrospectionError(
+                f"{exc}; its forward reads tensor values, which the meta device does not have, and at "
+                f"{params / 1e6:.0f}M parameters it is too large to measure on real tensors "
+                f"(at most {MAX_REAL_TENSOR_PARAMS / 1e6:.0f}M)"
+            ) from None
+    with _real_tensors():
+        return _probe(name, cfg, family), True
+
+
 def introspect(name: str, family: str) -> ModelFacts:
-    """Create ``name`` on the meta device and measure it with probe forwards."""
+    """Create ``name`` on the meta device and measure it with probe forwards (on real
+    CPU tensors where the meta device cannot run it)."""
     import timm
 
     try:
         cfg = dict(timm.models.get_pretrained_cfg(name).to_dict())
     except Exception:
         cfg = {}
-    probe = _probe(name, cfg, family)
+    probe, real = _measure_probe(name, cfg, family)
     cfg = dict(getattr(probe.net, "pretrained_cfg", None) or cfg)
     input_size = tuple(int(v) for v in cfg.get("input_size", (3, 224, 224)))
     return ModelFacts(
@@ -643,6 +696,8 @@ def introspect(name: str, family: str) -> ModelFacts:
         img_size_multiple=probe.build.multiple if probe.build else 0,
         grid_params=probe.build.grid_params if probe.build else (),
         fixed_reason=probe.fixed_reason,
+        params=sum(p.numel() for p in probe.net.parameters()),
+        meta_forward=not real,
     )
 
 

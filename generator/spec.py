@@ -35,7 +35,7 @@ __all__ = [
 
 #: Bumped whenever introspection records something new or measures differently: cached
 #: facts from an older schema are re-introspected.
-FACTS_SCHEMA = 3
+FACTS_SCHEMA = 4
 
 LAYOUTS = ("NCHW", "NHWC")
 
@@ -157,6 +157,11 @@ class ModelFacts:
     grid_params: Tuple[GridParam, ...] = ()
     #: Why a fixed-size model stays at ``input_size`` (empty for the others).
     fixed_reason: str = ""
+    #: Parameters of the features_only model as introspection built it (0: not counted).
+    params: int = 0
+    #: False for a model whose forward reads tensor values (gemma4_vit's ``.item()``), which
+    #: the meta device does not have: it was measured on real CPU tensors.
+    meta_forward: bool = True
 
     def __post_init__(self) -> None:
         check_identifier(self.name)
@@ -190,6 +195,10 @@ class ModelFacts:
                 raise SpecError(f"{self.name}: img_size {self.img_size} is not a multiple of {self.img_size_multiple}")
         elif self.img_size_multiple or self.grid_params:
             raise SpecError(f"{self.name}: img_size_multiple and grid_params need an img_size")
+        if not isinstance(self.params, int) or isinstance(self.params, bool) or self.params < 0:
+            raise SpecError(f"{self.name}: params must be an int >= 0, got {self.params!r}")
+        if not isinstance(self.meta_forward, bool):
+            raise SpecError(f"{self.name}: meta_forward must be a bool, got {self.meta_forward!r}")
         if self.fixed_reason and not self.fixed_input_size:
             raise SpecError(f"{self.name}: a fixed_reason is for fixed-size models only")
 
@@ -230,6 +239,8 @@ class ModelFacts:
                 for g in data.get("grid_params", defaults["grid_params"])
             ),
             fixed_reason=str(data.get("fixed_reason", defaults["fixed_reason"])),
+            params=int(data.get("params", defaults["params"])),
+            meta_forward=bool(data.get("meta_forward", defaults["meta_forward"])),
         )
 
     @property
