@@ -137,7 +137,13 @@ def _plan(output: Path, package: str, selection: Selection, **kwargs) -> Outcome
 )
 @click.option("--replace", is_flag=True, help="Forget the selection recorded in the manifest; keep only this one.")
 @click.option("--lock-timeout", type=float, default=600, show_default=True, help="Seconds to wait for another run.")
-def generate(patterns, families, output, package, jobs, fresh, timeout, imports, replace, lock_timeout) -> None:
+@click.option(
+    "--verified",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="Results of tools/sweep.py (JSON) to record in the manifest and show in SUPPORT.md.",
+)
+def generate(patterns, families, output, package, jobs, fresh, timeout, imports, replace, lock_timeout, verified) -> None:
     """Generate backbones for PATTERNS (globs over model names) and --family names.
 
     The selection adds to the one already recorded in OUTPUT/PACKAGE/MANIFEST.json.
@@ -151,10 +157,19 @@ def generate(patterns, families, output, package, jobs, fresh, timeout, imports,
         import_plugins(imports)
         catalog = load_catalog()
         select(catalog, patterns, families)
+        results = _read_sweep(verified) if verified else None
         with locked(output, lock_timeout, on_wait=lambda p: click.echo(f"waiting for lock {p} ...", err=True)):
             selection = Selection(tuple(patterns), tuple(families), tuple(imports))
             outcome = _plan(
-                output, package, selection, jobs=jobs, fresh=fresh, timeout=timeout, replace=replace, catalog=catalog
+                output,
+                package,
+                selection,
+                jobs=jobs,
+                fresh=fresh,
+                timeout=timeout,
+                replace=replace,
+                catalog=catalog,
+                verified=results,
             )
             changes = write_plan(outcome.plan, output, outcome.manifest)
     except USER_ERRORS as exc:
@@ -173,6 +188,17 @@ def generate(patterns, families, output, package, jobs, fresh, timeout, imports,
         f"({outcome.introspected} introspected, {outcome.cached} from the manifest cache); "
         f"{len(written)} files changed under {output} in {outcome.seconds:.1f}s"
     )
+
+
+def _read_sweep(path: Path) -> dict:
+    """The ``models`` of a tools/sweep.py results file."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise SpecError(f"--verified {path} is not valid JSON ({exc})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("models"), dict):
+        raise SpecError(f"--verified {path} is not a tools/sweep.py results file (no 'models' mapping)")
+    return data["models"]
 
 
 def _report(changes: List[Change], outcome: Outcome, as_json: bool, diffs: bool, models=None) -> None:

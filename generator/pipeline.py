@@ -11,7 +11,16 @@ from typing import Callable, Dict, Mapping, Optional, Tuple
 from . import __version__
 from .discover import Catalog, DiscoveryError, ModelRef, load_catalog, select
 from .introspect import Progress, import_plugins, introspect_all
-from .plan import Plan, Selection, build_plan, cached_facts, formatted_on_disk, read_manifest, settle_seed_records
+from .plan import (
+    Plan,
+    Selection,
+    build_plan,
+    cached_facts,
+    formatted_on_disk,
+    read_manifest,
+    settle_seed_records,
+    verification_records,
+)
 from .spec import FACTS_SCHEMA, ModelFacts, SpecError, make_spec
 
 __all__ = ["Outcome", "plan_package", "tool_versions"]
@@ -56,9 +65,11 @@ def plan_package(
     timeout: float = 300,
     progress: Optional[Progress] = None,
     catalog: Optional[Catalog] = None,
+    verified: Optional[Mapping[str, Mapping]] = None,
 ) -> Outcome:
     """Plan the package at ``root/package`` for ``selection`` (merged with the selection
-    already recorded in its manifest unless ``replace``)."""
+    already recorded in its manifest unless ``replace``). ``verified``: new real-compute
+    results by model (a sweep's ``models``), over those the manifest records."""
     start = time.perf_counter()
     manifest = read_manifest(root, package)
     requested = selection
@@ -99,7 +110,8 @@ def plan_package(
         except SpecError as exc:
             excluded[ref.name] = (ref.family, str(exc))
     known = {} if fresh else formatted_on_disk(root, manifest)
-    plan = build_plan(package, selection, specs, excluded, versions, known=known, jobs=jobs)
+    records = verification_records(specs, (manifest or {}).get("verified", {}), verified)
+    plan = build_plan(package, selection, specs, excluded, versions, known=known, jobs=jobs, verified=records)
     plan = settle_seed_records(plan, root, manifest)
     return Outcome(
         plan=plan,

@@ -32,6 +32,7 @@ __all__ = [
     "settle_seed_records",
     "sha256",
     "spec_changes",
+    "verification_records",
 ]
 
 MANIFEST_NAME = "MANIFEST.json"
@@ -100,8 +101,12 @@ def build_plan(
     *,
     known: Optional[Mapping[str, str]] = None,
     jobs: int = 1,
+    verified: Optional[Mapping[str, Mapping[str, str]]] = None,
 ) -> Plan:
     """Render, format and index every file (pure: no disk access).
+
+    ``verified``: real-compute results by model (:func:`verification_records`), shown
+    in SUPPORT.md and recorded in the manifest.
 
     ``known``: formatted Python texts of an earlier run by source key
     (:func:`formatted_on_disk`), reused instead of formatting again; ``jobs``: processes
@@ -110,7 +115,8 @@ def build_plan(
     check_identifier(package, "package name")
     specs = sorted(specs, key=lambda s: s.name)
     owned = {f"{package}/{path}": text for path, text in render_package(package, specs).items()}
-    owned[f"{package}/SUPPORT.md"] = render_support(specs, excluded)
+    verified = {name: dict(record) for name, record in sorted((verified or {}).items())}
+    owned[f"{package}/SUPPORT.md"] = render_support(specs, excluded, verified)
     seeded = {f"{SEED_DIR}/{name}": text for name, text in render_base_configs().items()}
     for spec in specs:
         seeded.update((f"{SEED_DIR}/{path}", text) for path, text in render_seeds(spec, package).items())
@@ -131,9 +137,42 @@ def build_plan(
         },
         "models": {spec.name: spec.to_dict() for spec in specs},
         "excluded": {name: {"family": family, "reason": reason} for name, (family, reason) in sorted(excluded.items())},
+        "verified": verified,
     }
     files[f"{package}/{MANIFEST_NAME}"] = canonical_json(manifest)
     return Plan(package=package, files=files, seeds=seeds, manifest=manifest)
+
+
+#: What a real-compute sweep (tools/sweep.py) says of a model.
+VERIFICATION_STATUSES = ("verified", "failed", "not run")
+
+
+def verification_records(
+    specs: Iterable[ModelSpec], recorded: Mapping[str, Mapping], results: Optional[Mapping[str, Mapping]] = None
+) -> Dict[str, Dict[str, str]]:
+    """Real-compute results for the models of ``specs``: new ``results`` (a sweep's
+    ``models``) over those ``recorded`` in the manifest, each kept only while the spec it
+    was measured with (``spec``, its digest) is the model's current one."""
+    from .names import safe_text
+
+    digests = {spec.name: spec.digest() for spec in specs}
+    records: Dict[str, Dict[str, str]] = {}
+    for name, record in recorded.items():
+        if digests.get(name) and record.get("spec") == digests[name] and record.get("status") in VERIFICATION_STATUSES:
+            records[name] = dict(record)
+    for name, result in (results or {}).items():
+        status = result.get("status")
+        if name not in digests:
+            continue
+        if status not in VERIFICATION_STATUSES:
+            raise SpecError(f"verification of {name}: status {status!r} is not one of {VERIFICATION_STATUSES}")
+        records[name] = {
+            "status": status,
+            "reason": safe_text(result.get("reason", ""), limit=200),
+            "spec": digests[name],
+            "timm": str(result.get("timm", "")),
+        }
+    return dict(sorted(records.items()))
 
 
 def formatted_on_disk(root: Path, manifest: Optional[Mapping]) -> Dict[str, str]:

@@ -350,17 +350,25 @@ def render_package(package: str, specs: Iterable[ModelSpec]) -> Dict[str, str]:
     return files
 
 
-def render_support(specs: Iterable[ModelSpec], excluded: Mapping[str, Tuple[str, str]]) -> str:
-    """``SUPPORT.md``: one row per architecture, generated or not."""
+def render_support(
+    specs: Iterable[ModelSpec], excluded: Mapping[str, Tuple[str, str]], verified: Mapping[str, Mapping] = None
+) -> str:
+    """``SUPPORT.md``: one row per architecture, generated or not, with the result of the
+    real-compute sweep where one is recorded (``verified``)."""
+    verified = verified or {}
     specs = sorted(specs, key=lambda s: s.name)
     counts: Dict[str, List[int]] = {}
     for spec in specs:
         counts.setdefault(spec.family, [0, 0])[0] += 1
     for family, _ in excluded.values():
         counts.setdefault(family, [0, 0])[1] += 1
+    statuses = [record["status"] for record in verified.values()]
     return _render(
         "package/SUPPORT.md.j2",
         specs=specs,
         excluded=sorted(excluded.items()),
         families=sorted((family, tuple(pair)) for family, pair in counts.items()),
+        verified=verified,
+        tally={status: statuses.count(status) for status in ("verified", "failed", "not run")},
+        timm_versions=sorted({record.get("timm", "") for record in verified.values()} - {""}),
     )
