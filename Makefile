@@ -11,7 +11,7 @@ D2_SOURCE ?= $(D2TIMM_DETECTRON2_SOURCE)
 REQUIREMENTS := requirements/torch.txt requirements/base.txt requirements/test.txt setup.py
 PYTEST_ARGS ?=
 
-.PHONY: install demo test test-all goldens generate check clean
+.PHONY: install demo test test-all goldens generate check sweep clean
 
 install: $(VENV)/.d2timm-requirements
 	$(PY) tools/install_detectron2.py $(if $(D2_SOURCE),--source '$(D2_SOURCE)')
@@ -46,6 +46,13 @@ generate: install
 
 check: install
 	$(PY) -m generator.cli check --jobs 2
+
+# The real-compute sweep (tools/sweep.py, resumable; SWEEP_ARGS=--sample for one model per
+# family), then its results recorded in generated/SUPPORT.md. Exits 1 when a model failed.
+SWEEP_ARGS ?=
+sweep: install
+	$(PY) tools/sweep.py --jobs 2 $(SWEEP_ARGS); status=$$?; \
+	$(PY) -m generator.cli generate --jobs 2 --verified .cache/sweep/results.json && exit $$status
 
 clean:
 	rm -rf $(VENV) .pytest_cache .cache build *.egg-info

@@ -1,0 +1,329 @@
+#!/usr/bin/env python
+"""Real-compute sweep of the generated catalog: every model, real tensors, forward and backward.
+
+Meta tensors check shapes only: a model whose tables are sized when it is built (an index
+past their end) passes every meta probe and fails on the first real batch. For each
+generated model up to ``--max-params`` parameters this builds the FPN variant from its
+emitted YAML (``configs/<family>/<model>_fpn.yaml``, as it stands) with random weights,
+runs a forward and a backward pass on the CPU for a batch of two images (``--size`` and
+one a little smaller: a small non-square detection-like size, each shrunk to fit the
+seed's test resize where that is smaller, padded as detectron2 pads a batch; two images,
+as detectron2's default of 16 images on 8 GPUs gives each, since batch norm over a 1x1
+map cannot train on one) and checks:
+
+- every FPN level and every level of the plain backbone under it has the declared
+  channels and ``ceil(padded / stride)`` maps, with finite values;
+- gradients reach timm's stem (the first parameter of timm's model), finite and nonzero.
+
+Each model runs in a worker process (``--jobs``); one that crashes its worker or runs
+past ``--timeout`` is recorded as failed with that reason, and the sweep goes on. Results
+go to ``--results`` (JSON) as each model finishes, so an interrupted sweep resumes where
+it stopped (``--rerun`` runs recorded models again). Each entry::
+
+    {"status": "verified" | "failed" | "not run", "reason": "...", "seconds": 1.2,
+     "params": 11689512, "peak_rss_mib": 812, "timm": "1.0.31"}
+
+Publish the results in the support matrix with ``d2timm-gen generate --verified
+RESULTS`` (``make sweep`` does both): ``generated/SUPPORT.md`` gets a real-compute column.
+
+    .venv/bin/python tools/sweep.py --sample --jobs 2          # one model per family (what CI runs)
+    .venv/bin/python tools/sweep.py --jobs 2                   # the catalog, resumable
+    .venv/bin/python tools/sweep.py 'levit*' 'cait*' --rerun   # some models again
+"""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import json
+import math
+import os
+import sys
+import time
+from concurrent.futures import TimeoutError as FutureTimeout
+from concurrent.futures import as_completed
+from pathlib import Path
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+
+if __package__ in (None, ""):  # run as a script: make `tools` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tools.bench_common import ROOT, subprocess_env  # noqa: F401  (ROOT: where the package lives)
+
+VERIFIED, FAILED, NOT_RUN = "verified", "failed", "not run"
+#: Features-model parameters above which a model is not run: a forward and backward at
+#: its size take minutes and gigabytes each on a 2-core, 24 GiB machine.
+DEFAULT_MAX_PARAMS = 100_000_000
+DEFAULT_SIZE = (256, 352)
+DEFAULT_TIMEOUT = 900
+DEFAULT_RESULTS = ROOT / ".cache" / "sweep" / "results.json"
+#: Models a worker runs before it is replaced (memory of large models is returned then).
+MAX_TASKS_PER_WORKER = 25
+
+
+def _size(text: str) -> Tuple[int, int]:
+    try:
+        height, width = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give HEIGHTxWIDTH, e.g. 256x352") from None
+    if height < 1 or width < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: sizes must be positive")
+    return height, width
+
+
+# ------------------------------------------------------------------ one model, in a worker
+
+
+def _peak_rss_mib() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def smaller(size: Tuple[int, int]) -> Tuple[int, int]:
+    """The second image of the batch: about 7/8 of the first, so the batch is padded."""
+    return tuple(max(1, side * 7 // 8) for side in size)
+
+
+def fit_to_seed(cfg, size: Tuple[int, int]) -> Tuple[int, int]:
+    """``size`` shrunk (never enlarged) to the seed's test resize: its shortest side at most
+    INPUT.MIN_SIZE_TEST, its longest at most INPUT.MAX_SIZE_TEST (a fixed-size model that
+    stays at 224 gets an image it can take)."""
+    scale = min(1.0, cfg.INPUT.MIN_SIZE_TEST / min(size), cfg.INPUT.MAX_SIZE_TEST / max(size))
+    return tuple(max(1, int(side * scale + 0.5)) for side in size)
+
+
+def verify(
+    model: str, family: str, size: Tuple[int, int], package_root: str = str(ROOT), overrides: Sequence[str] = ()
+) -> Dict[str, object]:
+    """Build ``model``'s FPN variant from its seed (with config ``overrides``, KEY VALUE),
+    forward and backward at ``size``."""
+    import torch
+    from detectron2.config import get_cfg
+    from detectron2.modeling import build_backbone
+    from detectron2.structures import ImageList
+
+    if package_root not in sys.path:
+        sys.path.insert(0, package_root)
+    import generated
+
+    cfg = get_cfg()
+    generated.add_timm_config(cfg)
+    cfg.merge_from_file(str(Path(package_root) / "configs" / family / f"{model}_fpn.yaml"))
+    cfg.merge_from_list(list(overrides))
+    generated.ensure_registered(cfg)
+    torch.manual_seed(0)
+    fpn = build_backbone(cfg).train()
+    plain = fpn.bottom_up
+    generator = torch.Generator().manual_seed(0)
+    images = [torch.randn(3, *fit_to_seed(cfg, side), generator=generator) for side in (size, smaller(size))]
+    batch = ImageList.from_tensors(images, fpn.size_divisibility).tensor
+    height, width = batch.shape[-2:]
+    captured: Dict[str, torch.Tensor] = {}
+    hook = plain.register_forward_hook(lambda module, args, output: captured.update(output))
+    try:
+        maps = fpn(batch)
+    finally:
+        hook.remove()
+    problems = []
+    for label, outputs, shapes in (("FPN", maps, fpn.output_shape()), ("plain", captured, plain.output_shape())):
+        for name, shape in shapes.items():
+            expected = (2, shape.channels, math.ceil(height / shape.stride), math.ceil(width / shape.stride))
+            got = outputs.get(name)
+            if got is None or tuple(got.shape) != expected:
+                problems.append(f"{label} {name}: {None if got is None else tuple(got.shape)}, declared {expected}")
+            elif not torch.isfinite(got).all():
+                problems.append(f"{label} {name}: not finite")
+    if problems:
+        raise AssertionError("; ".join(problems))
+    sum(m.float().mean() for m in maps.values()).backward()
+    stem_name, stem = next((n, p) for n, p in plain.body.named_parameters() if p.requires_grad)
+    if stem.grad is None or not torch.isfinite(stem.grad).all() or not stem.grad.abs().sum() > 0:
+        raise AssertionError(f"no finite nonzero gradient reaches the stem ({stem_name})")
+    return {"input": f"{height}x{width}", "stem": stem_name}
+
+
+def _task(model: str, family: str, size: Tuple[int, int], package_root: str, overrides: Sequence[str] = ()) -> Dict[str, object]:
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    start = time.perf_counter()
+    try:
+        detail = verify(model, family, size, package_root, overrides)
+        entry = {"status": VERIFIED, "reason": "", **detail}
+    except Exception as exc:
+        text = " ".join(str(exc).split())[:400]
+        entry = {"status": FAILED, "reason": f"{type(exc).__name__}: {text}"}
+    entry.update(seconds=round(time.perf_counter() - start, 1), peak_rss_mib=round(_peak_rss_mib()))
+    return entry
+
+
+def _worker_init() -> None:
+    import torch
+
+    torch.set_num_threads(1)
+
+
+# ------------------------------------------------------------------ the sweep
+
+
+def catalog(manifest: dict) -> List[Tuple[str, str, int]]:
+    """(model, family, parameters) of every generated model, by name."""
+    return sorted((name, spec["facts"]["family"], int(spec["facts"].get("params", 0))) for name, spec in manifest["models"].items())
+
+
+def family_sample(models: Sequence[Tuple[str, str, int]], max_params: int) -> List[Tuple[str, str, int]]:
+    """The smallest model of each family (a family whose models are all above
+    ``max_params`` still gets its smallest, so that it is named as not run)."""
+    best: Dict[str, Tuple[str, str, int]] = {}
+    for entry in models:
+        family = entry[1]
+        if family not in best or (entry[2], entry[0]) < (best[family][2], best[family][0]):
+            best[family] = entry
+    return sorted(best.values())
+
+
+def read_results(path: Path) -> Dict[str, dict]:
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise SystemExit(f"--results {path}: not valid JSON ({exc}); move it away to start a new sweep") from None
+    return dict(data.get("models", {}))
+
+
+def write_results(path: Path, results: Dict[str, dict], settings: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    payload = {"settings": settings, "models": dict(sorted(results.items()))}
+    tmp.write_text(json.dumps(payload, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def sweep(
+    todo: Sequence[Tuple[str, str, int]],
+    results: Dict[str, dict],
+    *,
+    size: Tuple[int, int],
+    jobs: int,
+    timeout: float,
+    max_params: int,
+    timm_version: str,
+    save,
+    package_root: str = str(ROOT),
+) -> Dict[str, dict]:
+    """Run ``todo`` (models above ``max_params`` recorded as not run); ``save(results)``
+    after each model."""
+    from pebble import ProcessExpired, ProcessPool
+
+    runnable = []
+    for model, family, params in todo:
+        if params > max_params:
+            results[model] = {"status": NOT_RUN, "reason": f"{params / 1e6:.0f}M parameters, above the bound of "
+                              f"{max_params / 1e6:.0f}M", "params": params, "timm": timm_version}  # fmt: skip
+        else:
+            runnable.append((model, family, params))
+    save(results)
+    if not runnable:
+        return results
+    import multiprocessing
+
+    pool = ProcessPool(max_workers=max(1, min(jobs, len(runnable))), max_tasks=MAX_TASKS_PER_WORKER,
+                       initializer=_worker_init, context=multiprocessing.get_context("spawn"))  # fmt: skip
+    width = len(str(len(runnable)))
+    try:
+        futures = {pool.schedule(_task, args=(m, f, size, package_root), timeout=timeout): (m, p) for m, f, p in runnable}
+        for done, future in enumerate(as_completed(futures), 1):
+            model, params = futures[future]
+            try:
+                entry = future.result()
+            except FutureTimeout:
+                entry = {"status": FAILED, "reason": f"timed out after {timeout:g}s"}
+            except ProcessExpired as exc:
+                entry = {"status": FAILED, "reason": f"worker process died (exit code {exc.exitcode}; out of memory?)"}
+            entry.update(params=params, timm=timm_version)
+            results[model] = entry
+            save(results)
+            reason = f": {entry['reason']}" if entry["status"] != VERIFIED else ""
+            print(f"[{done:>{width}}/{len(runnable)}] {model} {entry['status']} ({entry.get('seconds', '-')}s){reason}",
+                  flush=True)  # fmt: skip
+    except BaseException:
+        pool.stop()
+        raise
+    finally:
+        pool.close()
+        pool.join()
+    return results
+
+
+def summary(results: Dict[str, dict], manifest: dict) -> str:
+    families: Dict[str, List[int]] = {}
+    for name, spec in manifest["models"].items():
+        row = families.setdefault(spec["facts"]["family"], [0, 0, 0])
+        entry = results.get(name, {})
+        row[0] += entry.get("status") == VERIFIED
+        row[1] += entry.get("status") in (VERIFIED, FAILED)
+        row[2] += 1
+    totals = [sum(row[i] for row in families.values()) for i in range(3)]
+    lines = [f"verified / run / catalog: {totals[0]} / {totals[1]} / {totals[2]}"]
+    failed = sorted(name for name, entry in results.items() if entry.get("status") == FAILED)
+    lines += [f"  failed {name}: {results[name]['reason']}" for name in failed]
+    peak = max((entry.get("peak_rss_mib", 0) for entry in results.values()), default=0)
+    seconds = sum(entry.get("seconds", 0) for entry in results.values())
+    lines.append(f"model seconds (summed over workers): {seconds:.0f}; peak worker memory {peak:.0f} MiB")
+    return "\n".join(lines)
+
+
+def argument_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )  # fmt: skip
+    parser.add_argument("patterns", nargs="*", help="model name globs (default: the whole package)")
+    parser.add_argument("--sample", action="store_true", help="only the smallest model of each family")
+    parser.add_argument("--max-params", type=int, default=DEFAULT_MAX_PARAMS,
+                        help="models with more parameters are recorded as not run (default %(default)s)")  # fmt: skip
+    parser.add_argument("--size", type=_size, default=DEFAULT_SIZE, metavar="HxW",
+                        help="image size before detectron2's padding (default 256x352)")  # fmt: skip
+    parser.add_argument("--jobs", "-j", type=int, default=1, help="worker processes (default %(default)s)")
+    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, help="seconds per model (default %(default)s)")
+    parser.add_argument("--results", type=Path, default=DEFAULT_RESULTS, help="results JSON (default %(default)s)")
+    parser.add_argument("--rerun", action="store_true", help="run models already in the results again")
+    parser.add_argument("--package-root", type=Path, default=ROOT, help="directory holding generated/ and configs/")
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = argument_parser().parse_args(argv)
+    if args.jobs < 1 or args.timeout <= 0 or args.max_params < 0:
+        raise SystemExit("--jobs must be at least 1, --timeout positive, --max-params at least 0")
+    manifest_path = args.package_root / "generated" / "MANIFEST.json"
+    if not manifest_path.is_file():
+        raise SystemExit(f"no generated package at {args.package_root} (no generated/MANIFEST.json)")
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    models = catalog(manifest)
+    if args.patterns:
+        models = [m for m in models if any(fnmatch.fnmatchcase(m[0], p) for p in args.patterns)]
+        if not models:
+            raise SystemExit(f"no generated model matches {' '.join(args.patterns)}")
+    if args.sample:
+        models = family_sample(models, args.max_params)
+    results = read_results(args.results)
+    todo = [m for m in models if args.rerun or m[0] not in results]
+    timm_version = manifest["versions"]["timm"]
+    settings = {"size": f"{args.size[0]}x{args.size[1]}", "max_params": args.max_params, "timm": timm_version}
+    print(f"sweep: {len(todo)} of {len(models)} models to run ({len(models) - len(todo)} already in {args.results}); "
+          f"{args.jobs} worker(s), {args.timeout:g}s each, bound {args.max_params / 1e6:.0f}M parameters", flush=True)  # fmt: skip
+    start = time.perf_counter()
+    sweep(todo, results, size=args.size, jobs=args.jobs, timeout=args.timeout, max_params=args.max_params,
+          timm_version=timm_version, save=lambda r: write_results(args.results, r, settings),
+          package_root=str(args.package_root))  # fmt: skip
+    print(summary({m[0]: results[m[0]] for m in models if m[0] in results}, {"models": {m[0]: manifest["models"][m[0]] for m in models}}))
+    print(f"wall time {time.perf_counter() - start:.0f}s; results in {args.results}")
+    failed = [m[0] for m in models if results.get(m[0], {}).get("status") == FAILED]
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
