@@ -26,7 +26,9 @@ module names except that FeatureListNet flattens the children of top-level
 is read from the meta-built timm model, exactly as timm builds it. Every key of the
 features model must then come from one key of the timm model with the same shape;
 checkpoint keys the features model does not hold (classifier, head, the stages after the
-last output level, REMOVE_LAYERS) are dropped and listed. A checkpoint that misses a
+last output level, REMOVE_LAYERS) are dropped and listed. A fixed-size model built at
+another size than its pretrained one (``IMG_SIZE``) gets the checkpoint's grid-sized
+parameters resampled as ``PRETRAINED`` loading resamples them. A checkpoint that misses a
 needed key, or holds one of the wrong shape, is an error naming the file and the first
 bad keys.
 """
@@ -150,7 +152,7 @@ def key_mapping(
         head, _, rest = key.partition(".")
         if head in renames:  # FeatureListNet flattened a Sequential
             candidates.append(f"{renames[head]}.{rest}" if rest else renames[head])
-        if head == "model" and rest:  # FeatureGetterNet / hook nets keep the model as .model
+        if head in ("model", "body") and rest:  # FeatureGetterNet keeps the model as .model, FeatureHookNet as .body
             candidates.append(rest)
         source = next((c for c in candidates if original.get(c) == tuple(value.shape)), None)
         if source is None:
@@ -165,6 +167,24 @@ def key_mapping(
             f"(timm changed its wrapper?): {_first(unmatched)}"
         )
     return mapping
+
+
+def _resampled(generated, state: Mapping[str, torch.Tensor], expected, source: str) -> Dict[str, torch.Tensor]:
+    """A checkpoint saved at the model's pretrained size, its grid-sized parameters
+    (``GRID_PARAMS``) resampled to a model built at another size, with the generated
+    package's own ``runtime/resample.py``; unchanged for every other model."""
+    import importlib
+
+    grid = getattr(type(generated), "GRID_PARAMS", ())
+    if not grid:
+        return dict(state)
+    package = type(generated).__module__.split(".")[0]
+    resample = importlib.import_module(f"{package}.runtime.resample")
+    what = f"timm's {generated.TIMM_MODEL} built at {generated.img_size}x{generated.img_size}"
+    try:
+        return resample.resample_state_dict(state, expected, grid, what)
+    except ValueError as exc:
+        raise CheckpointError(f"{source}: {exc}") from None
 
 
 class ConversionResult(dict):
@@ -194,11 +214,14 @@ def convert(cfg, state: Mapping[str, torch.Tensor], source: str = "checkpoint") 
         backbone = builder(cfg, ShapeSpec(channels=len(cfg.MODEL.PIXEL_MEAN)))
         path, generated = find_timm_backbone(backbone)
         kwargs = dict(getattr(type(generated), "CREATE_KWARGS", None) or {})
+        if getattr(generated, "img_size", 0):  # a fixed-size model built at its detection size
+            kwargs["img_size"] = generated.img_size
         model = timm.create_model(generated.TIMM_MODEL, pretrained=False, in_chans=len(cfg.MODEL.PIXEL_MEAN), **kwargs)
     mapping = key_mapping(generated.body, model)
     prefix = "backbone." + (f"{path}." if path else "") + "body."
 
     expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    state = _resampled(generated, state, expected, source)
     unknown = [k for k in state if k not in expected]
     missing = [k for k in mapping if k not in state]
     wrong = [f"{k} {tuple(state[k].shape)} (model: {expected[k]})" for k in mapping if k in state and tuple(state[k].shape) != expected[k]]
