@@ -272,6 +272,18 @@ def build_backbone(cfg, device: Optional[str] = None):
         return d2_build(cfg)
 
 
+def classifier_key(key: str, keys) -> str:
+    """The classifier's name of a parameter of timm's features_only model: the features
+    wrappers prefix ``model.`` or ``body.``, or flatten ``stem.conv1`` to ``stem_conv1``."""
+    key = key.removeprefix("model.").removeprefix("body.")
+    first, _, rest = key.partition(".")
+    candidates = [key] + [f"{first[:i]}.{first[i + 1:]}" + (f".{rest}" if rest else "") for i, c in enumerate(first) if c == "_"]
+    for candidate in candidates:
+        if candidate in keys:
+            return candidate
+    raise AssertionError(f"{key}: no such parameter in the classifier")
+
+
 def ceil_div(a: int, b: int) -> int:
     return -(-a // b)
 
@@ -303,15 +315,31 @@ def not_a_multiple(size: Tuple[int, int], step: int = 32) -> Tuple[int, int]:
     return tuple(side - 1 if side % step == 0 else side for side in size)
 
 
-def build_meta_model(cfg):
-    """detectron2's ``build_model`` on the meta device (no memory, weights not initialised)."""
+#: The test resize (shortest side, longest side) the catalog probe sets, as a user edit,
+#: for the few models measured on real tensors (``meta_forward`` false: their forward reads
+#: tensor values): real compute at detection sizes would take minutes each.
+REAL_TENSOR_TEST_SIZE = (96, 160)
+
+
+def build_meta_model(cfg, device: str = "meta"):
+    """detectron2's ``build_model`` on the meta device (no memory, weights not
+    initialised), or on ``device``."""
+    import contextlib
+
     import torch
     from detectron2.modeling import build_model
 
     cfg = cfg.clone()
-    cfg.MODEL.DEVICE = "meta"
-    with skip_meta_init(), torch.device("meta"):
+    cfg.MODEL.DEVICE = device
+    meta = device == "meta"
+    with skip_meta_init() if meta else contextlib.nullcontext(), torch.device(device):
         return build_model(cfg).eval()
+
+
+def probe_device(model: str, root: Path = ROOT, package: str = "generated") -> str:
+    """Where the catalog probe runs ``model``: the meta device, or the CPU for a model
+    whose forward reads tensor values."""
+    return "meta" if manifest_of(Path(root) / package)["models"][model]["facts"]["meta_forward"] else "cpu"
 
 
 def shape_only():
@@ -341,8 +369,10 @@ def probe_catalog_model(model: str, family: str, root: Path = ROOT, package: str
     from detectron2.modeling import BACKBONE_REGISTRY
     from detectron2.structures import ImageList
 
-    cfg = model_config(model, family, root=root, package=package)
-    net = build_meta_model(cfg)
+    device = probe_device(model, root, package)
+    small = [] if device == "meta" else ["INPUT.MIN_SIZE_TEST", REAL_TENSOR_TEST_SIZE[0], "INPUT.MAX_SIZE_TEST", REAL_TENSOR_TEST_SIZE[1]]
+    cfg = model_config(model, family, root=root, package=package, overrides=small)
+    net = build_meta_model(cfg, device)
     fpn = net.backbone
     plain, cls = fpn.bottom_up, type(fpn.bottom_up)
     assert cls.TIMM_MODEL == model
@@ -373,7 +403,7 @@ def probe_catalog_model(model: str, family: str, root: Path = ROOT, package: str
         with shape_only(), torch.no_grad():
             for size in USER_IMAGES:
                 h, w = config_test_size(cfg, size)
-                images = net.preprocess_image([{"image": torch.empty(3, h, w, device="meta")}])
+                images = net.preprocess_image([{"image": torch.zeros(3, h, w, device=device)}])
                 padded = tuple(images.tensor.shape[-2:])
                 seen.clear()
                 maps = net.backbone(images.tensor)
@@ -382,13 +412,13 @@ def probe_catalog_model(model: str, family: str, root: Path = ROOT, package: str
                     assert seen == [padded], f"{model}: detectron2 padded to {padded}, the backbone padded again to {seen}"
             # DETR-style: pad only to the batch's largest image
             sizes = [not_a_multiple(config_test_size(cfg, size)) for size in DETR_BATCH]
-            images = ImageList.from_tensors([torch.empty(3, h, w, device="meta") for h, w in sizes])
+            images = ImageList.from_tensors([torch.zeros(3, h, w, device=device) for h, w in sizes])
             batch_h, batch_w = images.tensor.shape[-2:]
             features = plain(images.tensor)
             assert list(features) == list(plain_shapes)
             assert {n: tuple(t.shape) for n, t in features.items()} == expect(plain_shapes, batch_h, batch_w, 2), model
             last = features[list(plain_shapes)[-1]]
-            mask = torch.ones(2, batch_h, batch_w, dtype=torch.bool, device="meta")
+            mask = torch.ones(2, batch_h, batch_w, dtype=torch.bool, device=device)
             mask = F.interpolate(mask[None].float(), size=last.shape[-2:]).to(torch.bool)[0]
             assert tuple(mask.shape[-2:]) == tuple(last.shape[-2:])
             maps = fpn(images.tensor)
@@ -396,13 +426,13 @@ def probe_catalog_model(model: str, family: str, root: Path = ROOT, package: str
     finally:
         hook.remove()
     # the plain seed: its own registered builder, the same backbone CONFIG and input rule
-    plain_cfg = model_config(model, family, fpn=False, root=root, package=package)
+    plain_cfg = model_config(model, family, fpn=False, root=root, package=package, overrides=small)
     assert plain_cfg.MODEL.BACKBONE.NAME == f"build_{model}_backbone"
     assert plain_cfg.MODEL.BACKBONE.NAME in BACKBONE_REGISTRY
     assert plain_cfg.MODEL.BACKBONE.CONFIG == config
     assert plain_cfg.INPUT == cfg.INPUT
     assert list(plain_cfg.MODEL.RPN.IN_FEATURES) == [cls.OUT_FEATURES[-1]]
-    probe_lazy_seed(model, family, cfg, root)
+    probe_lazy_seed(model, family, cfg, root, device)
 
 
 def lazy_seed_path(model: str, family: str, root: Path = ROOT) -> Path:
@@ -419,7 +449,7 @@ def augmented_size(augmentations, size: Tuple[int, int]) -> Tuple[int, int]:
     return image.shape[:2]
 
 
-def probe_lazy_seed(model: str, family: str, yaml_cfg, root: Path = ROOT) -> None:
+def probe_lazy_seed(model: str, family: str, yaml_cfg, root: Path = ROOT, device: str = "meta") -> None:
     """The LazyConfig seed of ``model`` loads and instantiates (on the meta device) into a
     Mask R-CNN whose heads read the levels its backbone gives; a COCO image through the
     seed's own test transform and ``preprocess_image`` gives maps of ceil(padded /
@@ -428,8 +458,13 @@ def probe_lazy_seed(model: str, family: str, yaml_cfg, root: Path = ROOT) -> Non
     import torch
     from detectron2.config import LazyConfig, instantiate
 
+    import contextlib
+
     cfg = LazyConfig.load(str(lazy_seed_path(model, family, root)))
-    with skip_meta_init(), torch.device("meta"):
+    if device != "meta":  # the user edit of REAL_TENSOR_TEST_SIZE
+        resize = cfg.dataloader.test.mapper.augmentations[0]
+        resize.short_edge_length, resize.max_size = REAL_TENSOR_TEST_SIZE
+    with skip_meta_init() if device == "meta" else contextlib.nullcontext(), torch.device(device):
         net = instantiate(cfg.model).eval()
     backbone = net.backbone
     assert type(backbone.bottom_up).TIMM_MODEL == model
@@ -447,7 +482,7 @@ def probe_lazy_seed(model: str, family: str, yaml_cfg, root: Path = ROOT) -> Non
     backbone.bottom_up._padded_size(*trained)  # raises if the model cannot take it
     h, w = augmented_size(cfg.dataloader.test.mapper.augmentations, (427, 640))
     with shape_only(), torch.no_grad():
-        images = net.preprocess_image([{"image": torch.empty(3, h, w, device="meta")}])
+        images = net.preprocess_image([{"image": torch.zeros(3, h, w, device=device)}])
         maps = backbone(images.tensor)
     padded = images.tensor.shape[-2:]
     assert {n: tuple(t.shape) for n, t in maps.items()} == {

@@ -23,7 +23,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tests.helpers import build_backbone, config_test_size, generated_class, model_config
+from tests.helpers import build_backbone, classifier_key, config_test_size, generated_class, model_config
 
 #: (model, family): one per family with grid-sized parameters, covering every layout.
 LOADING = [
@@ -64,18 +64,6 @@ def _test_side(cls) -> int:
     pretrained one: a multiple of the model's IMG_SIZE_MULTIPLE."""
     step = cls.IMG_SIZE_MULTIPLE
     return step * math.ceil(1.5 * cls.INPUT_SIZE[0] / step)
-
-
-def _classifier_key(key: str, keys) -> str:
-    """The classifier's name of a features_only model's parameter: timm's features
-    wrappers prefix ``model.`` or ``body.``, or flatten ``stem.conv1`` to ``stem_conv1``."""
-    key = key.removeprefix("model.").removeprefix("body.")
-    first, _, rest = key.partition(".")
-    candidates = [key] + [f"{first[:i]}.{first[i + 1:]}.{rest}" for i, c in enumerate(first) if c == "_"]
-    for candidate in candidates:
-        if candidate in keys:
-            return candidate
-    raise AssertionError(f"{key}: no such parameter in the classifier")
 
 
 def _reference(key: str, value: torch.Tensor, target, param) -> torch.Tensor:
@@ -127,7 +115,7 @@ def test_a_checkpoint_at_the_pretrained_size_loads_at_a_detection_size(model, fa
     loaded = backbone.body.state_dict()
     resampled = set()
     for key, value in loaded.items():
-        name = _classifier_key(key, checkpoint)
+        name = classifier_key(key, checkpoint)
         source = checkpoint[name]
         param = next((p for p in cls.GRID_PARAMS if fnmatch.fnmatchcase(name, p.pattern)), None)
         if tuple(source.shape) == tuple(value.shape):
@@ -143,7 +131,7 @@ def test_a_checkpoint_at_the_pretrained_size_loads_at_a_detection_size(model, fa
             head = slice(0, param.extra) if param.kind == "tokens" else slice(-param.extra, None)
             dim = param.dims[0]
             torch.testing.assert_close(value.movedim(dim, 0)[head], source.movedim(dim, 0)[head], rtol=0, atol=0)
-    assert resampled == {p.pattern for p in cls.GRID_PARAMS if any(fnmatch.fnmatchcase(k, p.pattern) for k in map(lambda k: _classifier_key(k, checkpoint), loaded))}
+    assert resampled == {p.pattern for p in cls.GRID_PARAMS if any(fnmatch.fnmatchcase(k, p.pattern) for k in map(lambda k: classifier_key(k, checkpoint), loaded))}
 
     x = torch.randn(1, 3, side - 37, side - 5)
     with torch.no_grad():
@@ -184,7 +172,7 @@ def test_mask_rcnn_infers_at_the_seeds_detection_size(model, family):
 @pytest.mark.parametrize(
     "model, family, value, listed",
     [
-        ("cait_xxs24_224", "cait", "1000", "a square side that is a multiple of 16, such as 1024 or its pretrained size 224"),
+        ("cait_xxs24_224", "cait", "1000", "its pretrained size 224, or a square side that is a multiple of 16, such as 1024"),
         ("resnet18", "resnet", "1024", "0 (the model's own size), since it takes any input size"),
         ("mixer_s16_224", "mlp_mixer", "1024", "since it stays at 224x224: its parameter blocks.*.mlp_tokens.fc1.weight"),
     ],

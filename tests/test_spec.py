@@ -205,11 +205,11 @@ def test_the_input_multiple_joins_the_divisibility():
 def test_facts_recorded_before_optional_fields_existed_load_with_their_defaults():
     data = golden_facts("resnet_like").to_dict()
     optional = ("create_kwargs", "input_multiple", "size_slack", "input_pad", "omitted")
-    optional += ("img_size", "img_size_multiple", "grid_params", "fixed_reason")
+    optional += ("img_size", "img_size_multiple", "grid_params", "fixed_reason", "params", "meta_forward")
     for key in optional:
-        data.pop(key)
+        data.pop(key, None)
     facts = ModelFacts.from_dict(data)
-    assert tuple(getattr(facts, key) for key in optional) == ((), 1, 0, 0, (), 0, 0, (), "")
+    assert tuple(getattr(facts, key) for key in optional) == ((), 1, 0, 0, (), 0, 0, (), "", 0, True)
     with pytest.raises(SpecError, match="missing keys"):
         ModelFacts.from_dict({k: v for k, v in data.items() if k != "layout"})
 
@@ -245,6 +245,8 @@ _POS = dict(pattern="pos_embed", kind="tokens", dims=(1,), extra=1)
         ("pit_like", dict(img_size=1000, img_size_multiple=16), "not a multiple of 16"),
         ("mixer_like", dict(img_size_multiple=16), "need an img_size"),
         ("mixer_like", dict(grid_params=(GridParam(**_POS),)), "need an img_size"),
+        ("resnet_like", dict(params=-1), "params must be an int"),
+        ("resnet_like", dict(meta_forward="yes"), "meta_forward must be a bool"),
     ],
 )
 def test_bad_detection_size_facts_are_refused(stem, changes, message):

@@ -69,7 +69,7 @@ def test_actionlint_is_the_pinned_version():
 
 
 def test_the_workflows_are_the_expected_files():
-    assert {p.name for p in WORKFLOW_FILES} >= {"ci.yml", "drift.yml"}
+    assert {p.name for p in WORKFLOW_FILES} >= {"ci.yml", "drift.yml", "sweep.yml"}
 
 
 @pytest.mark.parametrize("workflow", WORKFLOW_FILES, ids=lambda p: p.name)
@@ -216,3 +216,20 @@ def test_drift_pull_request_comes_from_the_latest_leg_only(drift, drift_job):
     # write access only on the job that opens the pull request
     assert drift["permissions"] == {"contents": "read"}
     assert drift_job["permissions"] == {"contents": "write", "pull-requests": "write"}
+
+
+# ------------------------------------------------------------------------------ sweep
+
+
+def test_the_sweep_runs_weekly_records_its_results_and_proposes_them():
+    sweep = _load("sweep.yml")
+    on = sweep.get("on", sweep.get(True))
+    assert "schedule" in on and "workflow_dispatch" in on
+    (job,) = sweep["jobs"].values()
+    runs = [step.get("run", "") for step in job["steps"]]
+    assert "make sweep" in runs
+    makefile = (ROOT / "Makefile").read_text()
+    recipe = makefile.split("\nsweep: install\n", 1)[1].split("\n\n", 1)[0]
+    assert "tools/sweep.py" in recipe and "generate --jobs 2 --verified .cache/sweep/results.json" in recipe
+    uploads = [step for step in job["steps"] if str(step.get("uses", "")).startswith("actions/upload-artifact")]
+    assert uploads and uploads[0]["with"]["path"] == ".cache/sweep/results.json"

@@ -1,0 +1,127 @@
+"""tools/sweep.py, the real-compute sweep, and how its results reach SUPPORT.md.
+
+The sweep of the family sample (the smallest model of every family, up to a parameter
+bound that keeps CI inside its budget) is what the default suite runs of it; `make sweep`
+runs the whole catalog (weekly, .github/workflows/sweep.yml).
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from generator.plan import verification_records
+from generator.spec import make_spec
+from tests.helpers import ROOT, SMALL_MODELS, SMALL_PACKAGE, cli, golden_facts, manifest_of
+from tools import sweep
+
+#: The CI sample's bound: the smallest model of each family up to this many parameters
+#: (larger families' smallest models run in `make sweep`, weekly).
+CI_MAX_PARAMS = 30_000_000
+
+
+def test_the_sweep_verifies_models_skips_large_ones_and_resumes(tmp_path, capsys):
+    results = tmp_path / "results.json"
+    argv = ["resnet18", "convnext_atto", "vit_base_patch16_224", "--results", str(results), "--max-params", "20000000"]
+    assert sweep.main(argv) == 0
+    data = json.loads(results.read_text())
+    models = data["models"]
+    assert {m: models[m]["status"] for m in models} == {
+        "resnet18": "verified", "convnext_atto": "verified", "vit_base_patch16_224": "not run",
+    }  # fmt: skip
+    assert models["vit_base_patch16_224"]["reason"].startswith("86M parameters, above the bound of 20M")
+    assert models["resnet18"]["stem"] == "conv1.weight" and models["resnet18"]["input"] == "256x352"
+    assert all(m["timm"] == manifest_of(ROOT / "generated")["versions"]["timm"] for m in models.values())
+    out = capsys.readouterr().out
+    assert "verified / run / catalog: 2 / 2 / 3" in out
+    # resumable: nothing left to run
+    assert sweep.main(argv) == 0
+    assert "sweep: 0 of 3 models to run" in capsys.readouterr().out
+
+
+def test_a_failing_model_is_recorded_with_its_reason_and_the_sweep_exits_1(tmp_path, monkeypatch, capsys):
+    def broken(model, family, size, package_root):
+        raise AssertionError("FPN p5: (1, 256, 7, 11), declared (1, 256, 8, 11)")
+
+    monkeypatch.setattr(sweep, "verify", broken)
+    # in-process: a pool with no worker processes would not see the patched function
+    results = {}
+    entry = sweep._task("resnet18", "resnet", (64, 96), str(ROOT))
+    assert entry["status"] == "failed" and entry["reason"] == "AssertionError: FPN p5: (1, 256, 7, 11), declared (1, 256, 8, 11)"
+    results["resnet18"] = entry
+    assert "failed resnet18: AssertionError" in sweep.summary(results, {"models": {"resnet18": {"facts": {"family": "resnet"}}}})
+
+
+#: The side CI builds fixed-size models at (their seeds' 1024 in `make sweep`): a forward
+#: and backward at 1024 takes a minute or two on the CPU; tables sized for any side other
+#: than the pretrained one are what an index error shows on.
+CI_IMG_SIDE = 448
+
+
+def _ci_case(model: str, family: str, params: int):
+    """(model, family, overrides): fixed-size models built at about CI_IMG_SIDE."""
+    spec = manifest_of(ROOT / "generated")["models"][model]["facts"]
+    step = spec["img_size_multiple"]
+    overrides = ("MODEL.BACKBONE.CONFIG.IMG_SIZE", str(step * -(-CI_IMG_SIDE // step))) if step else ()
+    marks = [pytest.mark.slow] if params > CI_MAX_PARAMS else []
+    return pytest.param(model, family, overrides, id=model, marks=marks)
+
+
+FAMILY_SAMPLE = sweep.family_sample(sweep.catalog(manifest_of(ROOT / "generated")), 0)
+
+
+@pytest.mark.parametrize("model, family, overrides", [_ci_case(*entry) for entry in FAMILY_SAMPLE])
+def test_the_family_sample_runs_on_real_tensors(model, family, overrides):
+    """The CI sample of the sweep: forward and backward through the FPN seed, every family
+    once (families whose smallest model is above CI_MAX_PARAMS: `make test-all`)."""
+    entry = sweep._task(model, family, sweep.DEFAULT_SIZE, str(ROOT), overrides)
+    assert entry["status"] == "verified", entry["reason"]
+
+
+def test_the_ci_sample_covers_most_families():
+    small = [m for m in FAMILY_SAMPLE if m[2] <= CI_MAX_PARAMS]
+    assert len(small) >= 0.85 * len(FAMILY_SAMPLE), f"{len(small)} of {len(FAMILY_SAMPLE)} families"
+
+
+# ------------------------------------------------------------------- the support matrix
+
+
+def test_verification_records_keep_results_while_the_spec_is_the_same():
+    spec = make_spec(golden_facts("resnet_like"))
+    fresh = verification_records([spec], {}, {"toy_resnet": {"status": "verified", "timm": "1.0.31"}})
+    assert fresh == {"toy_resnet": {"status": "verified", "reason": "", "spec": spec.digest(), "timm": "1.0.31"}}
+    assert verification_records([spec], fresh) == fresh  # carried over by a regeneration
+    changed = make_spec(golden_facts("resnet_like"), out_features=("res3", "res4", "res5"))
+    assert verification_records([changed], fresh) == {}  # measured on another spec: dropped
+    assert verification_records([spec], fresh, {"other_model": {"status": "failed"}}) == fresh
+    with pytest.raises(ValueError, match="status 'ok'"):
+        verification_records([spec], {}, {"toy_resnet": {"status": "ok"}})
+
+
+def test_generate_verified_shows_the_sweep_in_support_md(small_copy, tmp_path):
+    results = tmp_path / "results.json"
+    results.write_text(json.dumps({"models": {
+        "resnet18": {"status": "verified", "timm": "x"},
+        "convnext_atto": {"status": "failed", "reason": "AssertionError: a | b", "timm": "x"},
+    }}))  # fmt: skip
+    result = cli("generate", "--package", SMALL_PACKAGE, "--output", small_copy, "--jobs", "1", "--verified", results)
+    assert result.exit_code == 0, result.output
+    support = (small_copy / SMALL_PACKAGE / "SUPPORT.md").read_text()
+    assert "1 verified, 1 failed,\n0 not run because of their size, of 2 (timm x)" in support
+    rows = {line.split("`")[1]: line for line in support.splitlines() if line.startswith("| `")}
+    assert rows["resnet18"].endswith("| verified |")
+    assert rows["convnext_atto"].endswith("| failed: AssertionError: a b |")  # reasons are made safe text
+    manifest = json.loads((small_copy / SMALL_PACKAGE / "MANIFEST.json").read_text())
+    assert sorted(manifest["verified"]) == sorted(SMALL_MODELS)
+    # a regeneration without --verified keeps them; check agrees
+    assert cli("generate", "--package", SMALL_PACKAGE, "--output", small_copy, "--jobs", "1").exit_code == 0
+    assert (small_copy / SMALL_PACKAGE / "SUPPORT.md").read_text() == support
+    assert cli("check", "--package", SMALL_PACKAGE, "--output", small_copy, "--jobs", "1").exit_code == 0
+
+
+def test_generate_verified_refuses_a_file_that_is_not_a_sweep(small_copy, tmp_path):
+    results = tmp_path / "results.json"
+    results.write_text("[1, 2]")
+    result = cli("generate", "--package", SMALL_PACKAGE, "--output", small_copy, "--jobs", "1", "--verified", results)
+    assert result.exit_code == 2 and "not a tools/sweep.py results file" in result.stderr
