@@ -8,7 +8,7 @@ detectron2's ``BACKBONE_REGISTRY``::
     from generated import ensure_registered
     ensure_registered(cfg)  # imports the module behind cfg.MODEL.BACKBONE.NAME
 
-1367 models; MANIFEST.json lists every file, spec and exclusion.
+1371 models; MANIFEST.json lists every file, spec and exclusion.
 """
 
 import importlib
@@ -403,6 +403,10 @@ MODELS: Dict[str, str] = {
     "gcvit_tiny": "gcvit.gcvit_tiny",
     "gcvit_xtiny": "gcvit.gcvit_xtiny",
     "gcvit_xxtiny": "gcvit.gcvit_xxtiny",
+    "gemma4_vit_167m": "gemma4_vit.gemma4_vit_167m",
+    "gemma4_vit_167m_enc": "gemma4_vit.gemma4_vit_167m_enc",
+    "gemma4_vit_570m": "gemma4_vit.gemma4_vit_570m",
+    "gemma4_vit_570m_enc": "gemma4_vit.gemma4_vit_570m_enc",
     "gernet_l": "byobnet.gernet_l",
     "gernet_m": "byobnet.gernet_m",
     "gernet_s": "byobnet.gernet_s",
@@ -1778,6 +1782,10 @@ CLASSES: Dict[str, str] = {
     "GcvitTinyBackbone": "gcvit_tiny",
     "GcvitXtinyBackbone": "gcvit_xtiny",
     "GcvitXxtinyBackbone": "gcvit_xxtiny",
+    "Gemma4Vit167mBackbone": "gemma4_vit_167m",
+    "Gemma4Vit167mEncBackbone": "gemma4_vit_167m_enc",
+    "Gemma4Vit570mBackbone": "gemma4_vit_570m",
+    "Gemma4Vit570mEncBackbone": "gemma4_vit_570m_enc",
     "GernetLBackbone": "gernet_l",
     "GernetMBackbone": "gernet_m",
     "GernetSBackbone": "gernet_s",

@@ -143,8 +143,9 @@ def resolve_pretrained(value: Union[bool, str, None]) -> Union[bool, str]:
 def resolve_img_size(cls, value) -> int:
     """The square side timm builds the model at (0: timm's own default size).
 
-    Only fixed-size models that timm can build at other sizes take one: a multiple of
-    ``cls.IMG_SIZE_MULTIPLE``, default ``cls.IMG_SIZE`` (a detection size).
+    Only fixed-size models that timm can build at other sizes take one: their pretrained
+    side or a multiple of ``cls.IMG_SIZE_MULTIPLE``, default ``cls.IMG_SIZE`` (a
+    detection size).
     """
     if value in (None, "", 0, [], ()):
         return cls.IMG_SIZE
@@ -160,6 +161,8 @@ def resolve_img_size(cls, value) -> int:
         raise ValueError(
             f"{KEY}.IMG_SIZE: {value!r} is not valid for {cls.TIMM_MODEL}; valid: 0 (the model's own size), since {why}"
         )
+    if value == side:  # its pretrained size: always one timm builds it at
+        return value
     if (
         isinstance(value, bool)
         or not isinstance(value, int)
@@ -168,8 +171,8 @@ def resolve_img_size(cls, value) -> int:
     ):
         raise ValueError(
             f"{KEY}.IMG_SIZE: {value!r} is not valid for {cls.TIMM_MODEL}; valid: 0 (the default, "
-            f"{cls.IMG_SIZE}) or a square side that is a multiple of {cls.IMG_SIZE_MULTIPLE}, such as "
-            f"{cls.IMG_SIZE} or its pretrained size {side}"
+            f"{cls.IMG_SIZE}), its pretrained size {side}, or a square side that is a multiple of "
+            f"{cls.IMG_SIZE_MULTIPLE}, such as {cls.IMG_SIZE}"
         )
     return value
 
