@@ -635,12 +635,8 @@ def _probe(name: str, cfg: dict, family: str = "") -> _Probe:
 
 
 def _parameter_count(name: str) -> int:
-    """Parameters of the features_only model (built on the meta device)."""
-    token = _DEVICE.set("meta")
-    try:
-        return sum(p.numel() for p in _create(name).parameters())
-    finally:
-        _DEVICE.reset(token)
+    """Parameters of the features_only model (built on the probe device, the meta one)."""
+    return sum(p.numel() for p in _create(name).parameters())
 
 
 def _measure_probe(name: str, cfg: dict, family: str) -> Tuple["_Probe", bool]:

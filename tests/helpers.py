@@ -298,16 +298,28 @@ DETR_BATCH = ((375, 500), (480, 359))
 FPN_CHANNELS = 256
 
 
+def transformed_size(augmentations, size: Tuple[int, int]) -> Tuple[int, int]:
+    """The size an image of ``size`` has after ``augmentations``, each deciding its
+    transform from the image as it does in detectron2's DatasetMapper. A transform that
+    states its output size (a resize) is not applied to pixels; any other is."""
+    import numpy as np
+
+    image = np.broadcast_to(np.zeros((1, 1, 3), dtype=np.uint8), (*size, 3))  # no memory
+    for augmentation in augmentations:
+        transform = augmentation.get_transform(image)
+        if hasattr(transform, "new_h") and hasattr(transform, "new_w"):
+            image = np.broadcast_to(np.zeros((1, 1, 3), dtype=np.uint8), (transform.new_h, transform.new_w, 3))
+        else:
+            image = transform.apply_image(np.ascontiguousarray(image))
+    return tuple(image.shape[:2])
+
+
 def config_test_size(cfg, size: Tuple[int, int]) -> Tuple[int, int]:
     """The size an image of ``size`` has after the config's own test transforms, as
     detectron2's DatasetMapper applies them (``build_augmentation(cfg, is_train=False)``)."""
-    import numpy as np
     from detectron2.data import detection_utils
-    from detectron2.data import transforms as T
 
-    image = np.zeros((*size, 3), dtype=np.uint8)
-    image, _ = T.apply_augmentations(detection_utils.build_augmentation(cfg, is_train=False), image)
-    return image.shape[:2]
+    return transformed_size(detection_utils.build_augmentation(cfg, is_train=False), size)
 
 
 def not_a_multiple(size: Tuple[int, int], step: int = 32) -> Tuple[int, int]:
@@ -432,7 +444,38 @@ def probe_catalog_model(model: str, family: str, root: Path = ROOT, package: str
     assert plain_cfg.MODEL.BACKBONE.CONFIG == config
     assert plain_cfg.INPUT == cfg.INPUT
     assert list(plain_cfg.MODEL.RPN.IN_FEATURES) == [cls.OUT_FEATURES[-1]]
-    probe_lazy_seed(model, family, cfg, root, device)
+    probe_lazy_seed(model, family, cfg, root, device, bottom_up=plain)
+
+
+@functools.lru_cache(maxsize=None)
+def _zoo_config(path: str):
+    from detectron2 import model_zoo
+
+    return model_zoo.model_zoo.get_config(path)
+
+
+def load_lazy_config(path: Path):
+    """``LazyConfig.load(path)``, with the model-zoo configs a seed builds on read once
+    per process (each seed gets its own copy): the catalog loads 1371 seeds."""
+    import copy
+    from unittest import mock
+
+    from detectron2 import model_zoo
+    from detectron2.config import LazyConfig
+
+    def get_config(config_path: str, trained: bool = False):
+        return model_zoo.model_zoo.get_config(config_path, trained) if trained else copy.deepcopy(_zoo_config(config_path))
+
+    with mock.patch.object(model_zoo, "get_config", get_config):
+        return LazyConfig.load(str(path))
+
+
+def resolve_img_size(cls, value) -> int:
+    """The build side a generated class resolves ``value`` to (its package's own rule)."""
+    import importlib
+
+    config = importlib.import_module(cls.__module__.split(".")[0] + ".runtime.config")
+    return config.resolve_img_size(cls, value)
 
 
 def lazy_seed_path(model: str, family: str, root: Path = ROOT) -> Path:
@@ -441,26 +484,41 @@ def lazy_seed_path(model: str, family: str, root: Path = ROOT) -> Path:
 
 def augmented_size(augmentations, size: Tuple[int, int]) -> Tuple[int, int]:
     """The size an image of ``size`` has after a LazyConfig's ``augmentations``."""
-    import numpy as np
     from detectron2.config import instantiate
-    from detectron2.data import transforms as T
 
-    image, _ = T.apply_augmentations(instantiate(augmentations), np.zeros((*size, 3), dtype=np.uint8))
-    return image.shape[:2]
+    return transformed_size(instantiate(augmentations), size)
 
 
-def probe_lazy_seed(model: str, family: str, yaml_cfg, root: Path = ROOT, device: str = "meta") -> None:
+def probe_lazy_seed(
+    model: str, family: str, yaml_cfg, root: Path = ROOT, device: str = "meta", bottom_up=None
+) -> None:
     """The LazyConfig seed of ``model`` loads and instantiates (on the meta device) into a
     Mask R-CNN whose heads read the levels its backbone gives; a COCO image through the
     seed's own test transform and ``preprocess_image`` gives maps of ceil(padded /
     stride); a training image after its large-scale jitter fits the backbone; the pixel
-    statistics and input format are the YAML seed's."""
-    import torch
-    from detectron2.config import LazyConfig, instantiate
+    statistics and input format are the YAML seed's.
 
+    ``bottom_up``: the generated backbone the YAML seed built. When the seed's own
+    describes the same one (same class, same levels, same build side), it is used in its
+    place, so that timm's model is not built twice; the neck and heads are the seed's.
+    """
     import contextlib
 
-    cfg = LazyConfig.load(str(lazy_seed_path(model, family, root)))
+    import torch
+    from detectron2.config import instantiate
+
+    cfg = load_lazy_config(lazy_seed_path(model, family, root))
+    node = cfg.model.backbone.bottom_up
+    cls = node._target_
+    assert cls.TIMM_MODEL == model
+    assert resolve_img_size(cls, node.get("img_size", 0)) == resolve_img_size(cls, yaml_cfg.MODEL.BACKBONE.CONFIG.IMG_SIZE)
+    assert not node.pretrained and node.freeze_at == yaml_cfg.MODEL.BACKBONE.FREEZE_AT
+    selection = node.get("out_features") or [node.out_feature]
+    if bottom_up is not None and type(bottom_up) is cls and cls.feature_shapes(selection) == bottom_up.output_shape():
+        for key in ("in_features", "in_feature"):  # resolve what the neck reads of the node first
+            if key in cfg.model.backbone:
+                cfg.model.backbone[key] = cfg.model.backbone[key]
+        cfg.model.backbone.bottom_up = bottom_up
     if device != "meta":  # the user edit of REAL_TENSOR_TEST_SIZE
         resize = cfg.dataloader.test.mapper.augmentations[0]
         resize.short_edge_length, resize.max_size = REAL_TENSOR_TEST_SIZE

@@ -40,8 +40,17 @@ def test_the_sweep_verifies_models_skips_large_ones_and_resumes(tmp_path, capsys
     assert "sweep: 0 of 3 models to run" in capsys.readouterr().out
 
 
+def test_bad_arguments_exit_2_with_a_message(tmp_path, capsys):
+    assert sweep.main(["nosuch*", "--results", str(tmp_path / "r.json")]) == 2
+    assert "error: no generated model matches nosuch*" in capsys.readouterr().err
+    (tmp_path / "r.json").write_text("{not json")
+    assert sweep.main(["resnet18", "--results", str(tmp_path / "r.json")]) == 2
+    assert "not valid JSON" in capsys.readouterr().err
+    assert sweep.main(["resnet18", "--jobs", "0"]) == 2
+
+
 def test_a_failing_model_is_recorded_with_its_reason_and_the_sweep_exits_1(tmp_path, monkeypatch, capsys):
-    def broken(model, family, size, package_root):
+    def broken(*args):
         raise AssertionError("FPN p5: (1, 256, 7, 11), declared (1, 256, 8, 11)")
 
     monkeypatch.setattr(sweep, "verify", broken)

@@ -25,6 +25,7 @@ __all__ = [
     "ROOT",
     "Figure",
     "add_json_argument",
+    "image_size",
     "at_most",
     "below",
     "machine_info",
@@ -206,6 +207,17 @@ def render_table(title: str, figures: Sequence[Figure], info: Dict[str, Any], se
         failed = [fig.name for fig in targeted if not fig.passed]
         out.append("overall: " + ("PASS" if not failed else f"FAIL ({len(failed)} of {len(targeted)} targets missed)"))
     return "\n".join(out)
+
+
+def image_size(text: str) -> "tuple[int, int]":
+    """An ``argparse`` type for ``HEIGHTxWIDTH`` (``512x672``)."""
+    try:
+        height, width = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give HEIGHTxWIDTH, e.g. 512x672") from None
+    if height < 1 or width < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: sizes must be positive")
+    return height, width
 
 
 def add_json_argument(parser: argparse.ArgumentParser) -> None:

@@ -37,23 +37,13 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 if __package__ in (None, ""):  # run as a script: make `tools` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tools.bench_common import ROOT, Figure, add_json_argument, at_most, machine_info, median, report
+from tools.bench_common import ROOT, Figure, add_json_argument, at_most, image_size, machine_info, median, report
 
 PLAIN_TARGET = 1.01
 PLAIN_MODELS = ("resnet50", "swin_tiny_patch4_window7_224")
 FPN_TARGET = 1.05
 RESNET_DEPTHS = {"resnet18": 18, "resnet34": 34, "resnet50": 50, "resnet101": 101, "resnet152": 152}
 FPN_FEATURES = ["res2", "res3", "res4", "res5"]
-
-
-def _size(text: str) -> Tuple[int, int]:
-    try:
-        height, width = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: give HEIGHTxWIDTH, e.g. 512x672") from None
-    if height < 1 or width < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: sizes must be positive")
-    return height, width
 
 
 # ----------------------------------------------------------------------------- models
@@ -262,7 +252,7 @@ def argument_parser() -> argparse.ArgumentParser:
                         "(default %(default)s)")  # fmt: skip
     parser.add_argument("--compare", nargs="+", choices=("plain", "fpn"), default=["plain", "fpn"],
                         help="which comparisons to run (default both)")  # fmt: skip
-    parser.add_argument("--size", type=_size, default=(800, 1216), metavar="HxW",
+    parser.add_argument("--size", type=image_size, default=(800, 1216), metavar="HxW",
                         help="input size (default 800x1216: a COCO image at detectron2's 800/1333, padded to 32)")  # fmt: skip
     parser.add_argument("--batch", type=int, default=1, help="images per forward (default %(default)s)")
     parser.add_argument("--repeat", type=int, default=11,

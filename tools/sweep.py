@@ -43,12 +43,12 @@ import time
 from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures import as_completed
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 if __package__ in (None, ""):  # run as a script: make `tools` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tools.bench_common import ROOT, subprocess_env  # noqa: F401  (ROOT: where the package lives)
+from tools.bench_common import ROOT, image_size
 
 VERIFIED, FAILED, NOT_RUN = "verified", "failed", "not run"
 #: Features-model parameters above which a model is not run: a forward and backward at
@@ -59,16 +59,6 @@ DEFAULT_TIMEOUT = 900
 DEFAULT_RESULTS = ROOT / ".cache" / "sweep" / "results.json"
 #: Models a worker runs before it is replaced (memory of large models is returned then).
 MAX_TASKS_PER_WORKER = 25
-
-
-def _size(text: str) -> Tuple[int, int]:
-    try:
-        height, width = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: give HEIGHTxWIDTH, e.g. 256x352") from None
-    if height < 1 or width < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: sizes must be positive")
-    return height, width
 
 
 # ------------------------------------------------------------------ one model, in a worker
@@ -189,7 +179,7 @@ def read_results(path: Path) -> Dict[str, dict]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except ValueError as exc:
-        raise SystemExit(f"--results {path}: not valid JSON ({exc}); move it away to start a new sweep") from None
+        raise UsageError(f"--results {path}: not valid JSON ({exc}); move it away to start a new sweep") from None
     return dict(data.get("models", {}))
 
 
@@ -284,7 +274,7 @@ def argument_parser() -> argparse.ArgumentParser:
     parser.add_argument("--sample", action="store_true", help="only the smallest model of each family")
     parser.add_argument("--max-params", type=int, default=DEFAULT_MAX_PARAMS,
                         help="models with more parameters are recorded as not run (default %(default)s)")  # fmt: skip
-    parser.add_argument("--size", type=_size, default=DEFAULT_SIZE, metavar="HxW",
+    parser.add_argument("--size", type=image_size, default=DEFAULT_SIZE, metavar="HxW",
                         help="image size before detectron2's padding (default 256x352)")  # fmt: skip
     parser.add_argument("--jobs", "-j", type=int, default=1, help="worker processes (default %(default)s)")
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, help="seconds per model (default %(default)s)")
@@ -294,19 +284,31 @@ def argument_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class UsageError(Exception):
+    """A bad argument or input file: ``error: ...`` on stderr, exit status 2."""
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = argument_parser().parse_args(argv)
+    try:
+        return run(argument_parser().parse_args(argv))
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def run(args: argparse.Namespace) -> int:
     if args.jobs < 1 or args.timeout <= 0 or args.max_params < 0:
-        raise SystemExit("--jobs must be at least 1, --timeout positive, --max-params at least 0")
+        raise UsageError(f"--jobs {args.jobs}, --timeout {args.timeout:g}, --max-params {args.max_params}: "
+                         "--jobs must be at least 1, --timeout positive, --max-params at least 0")  # fmt: skip
     manifest_path = args.package_root / "generated" / "MANIFEST.json"
     if not manifest_path.is_file():
-        raise SystemExit(f"no generated package at {args.package_root} (no generated/MANIFEST.json)")
+        raise UsageError(f"no generated package at {args.package_root} (no generated/MANIFEST.json)")
     manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     models = catalog(manifest)
     if args.patterns:
         models = [m for m in models if any(fnmatch.fnmatchcase(m[0], p) for p in args.patterns)]
         if not models:
-            raise SystemExit(f"no generated model matches {' '.join(args.patterns)}")
+            raise UsageError(f"no generated model matches {' '.join(args.patterns)}; `d2timm-gen list` shows timm's")
     if args.sample:
         models = family_sample(models, args.max_params)
     results = read_results(args.results)
