@@ -23,21 +23,26 @@ CI_MAX_PARAMS = 30_000_000
 
 def test_the_sweep_verifies_models_skips_large_ones_and_resumes(tmp_path, capsys):
     results = tmp_path / "results.json"
-    argv = ["resnet18", "convnext_atto", "vit_base_patch16_224", "--results", str(results), "--max-params", "20000000"]
+    argv = ["resnet18", "convnext_atto", "test_coatnet", "vit_base_patch16_224", "--results", str(results),
+            "--max-params", "20000000", "--img-side", "200"]  # fmt: skip
     assert sweep.main(argv) == 0
     data = json.loads(results.read_text())
     models = data["models"]
     assert {m: models[m]["status"] for m in models} == {
-        "resnet18": "verified", "convnext_atto": "verified", "vit_base_patch16_224": "not run",
+        "resnet18": "verified", "convnext_atto": "verified", "test_coatnet": "verified", "vit_base_patch16_224": "not run",
     }  # fmt: skip
     assert models["vit_base_patch16_224"]["reason"].startswith("86M parameters, above the bound of 20M")
     assert models["resnet18"]["stem"] == "conv1.weight" and models["resnet18"]["input"] == "256x352"
+    # a fixed-size model (pretrained at 160, sides multiples of 32) is built at the first valid side from 200,
+    # and its batch padded to that square
+    assert models["test_coatnet"]["img_size"] == 224 and models["test_coatnet"]["input"] == "224x224"
+    assert "img_size" not in models["resnet18"]
     assert all(m["timm"] == manifest_of(ROOT / "generated")["versions"]["timm"] for m in models.values())
     out = capsys.readouterr().out
-    assert "verified / run / catalog: 2 / 2 / 3" in out
+    assert "verified / run / catalog: 3 / 3 / 4" in out
     # resumable: nothing left to run
     assert sweep.main(argv) == 0
-    assert "sweep: 0 of 3 models to run" in capsys.readouterr().out
+    assert "sweep: 0 of 4 models to run" in capsys.readouterr().out
 
 
 def test_bad_arguments_exit_2_with_a_message(tmp_path, capsys):
@@ -62,25 +67,17 @@ def test_a_failing_model_is_recorded_with_its_reason_and_the_sweep_exits_1(tmp_p
     assert "failed resnet18: AssertionError" in sweep.summary(results, {"models": {"resnet18": {"facts": {"family": "resnet"}}}})
 
 
-#: The side CI builds fixed-size models at (their seeds' 1024 in `make sweep`): a forward
-#: and backward at 1024 takes a minute or two on the CPU; tables sized for any side other
-#: than the pretrained one are what an index error shows on.
-CI_IMG_SIDE = 448
+def _ci_case(model: sweep.Model):
+    """A sample model as `make sweep` runs it (fixed-size models at its IMG_SIZE side)."""
+    marks = [pytest.mark.slow] if model.params > CI_MAX_PARAMS else []
+    overrides = sweep.build_overrides(model.img_size_multiple, sweep.DEFAULT_IMG_SIDE)
+    return pytest.param(model.name, model.family, overrides, id=model.name, marks=marks)
 
 
-def _ci_case(model: str, family: str, params: int):
-    """(model, family, overrides): fixed-size models built at about CI_IMG_SIDE."""
-    spec = manifest_of(ROOT / "generated")["models"][model]["facts"]
-    step = spec["img_size_multiple"]
-    overrides = ("MODEL.BACKBONE.CONFIG.IMG_SIZE", str(step * -(-CI_IMG_SIDE // step))) if step else ()
-    marks = [pytest.mark.slow] if params > CI_MAX_PARAMS else []
-    return pytest.param(model, family, overrides, id=model, marks=marks)
+FAMILY_SAMPLE = sweep.family_sample(sweep.catalog(manifest_of(ROOT / "generated")))
 
 
-FAMILY_SAMPLE = sweep.family_sample(sweep.catalog(manifest_of(ROOT / "generated")), 0)
-
-
-@pytest.mark.parametrize("model, family, overrides", [_ci_case(*entry) for entry in FAMILY_SAMPLE])
+@pytest.mark.parametrize("model, family, overrides", [_ci_case(model) for model in FAMILY_SAMPLE])
 def test_the_family_sample_runs_on_real_tensors(model, family, overrides):
     """The CI sample of the sweep: forward and backward through the FPN seed, every family
     once (families whose smallest model is above CI_MAX_PARAMS: `make test-all`)."""
@@ -88,8 +85,15 @@ def test_the_family_sample_runs_on_real_tensors(model, family, overrides):
     assert entry["status"] == "verified", entry["reason"]
 
 
+def test_build_overrides_build_fixed_size_models_at_the_first_valid_side():
+    assert sweep.build_overrides(0, 448) == ()  # any input size: nothing to build at
+    assert sweep.build_overrides(16, 448) == ("MODEL.BACKBONE.CONFIG.IMG_SIZE", "448")
+    assert sweep.build_overrides(112, 448) == ("MODEL.BACKBONE.CONFIG.IMG_SIZE", "448")
+    assert sweep.build_overrides(96, 448) == ("MODEL.BACKBONE.CONFIG.IMG_SIZE", "480")
+
+
 def test_the_ci_sample_covers_most_families():
-    small = [m for m in FAMILY_SAMPLE if m[2] <= CI_MAX_PARAMS]
+    small = [m for m in FAMILY_SAMPLE if m.params <= CI_MAX_PARAMS]
     assert len(small) >= 0.85 * len(FAMILY_SAMPLE), f"{len(small)} of {len(FAMILY_SAMPLE)} families"
 
 

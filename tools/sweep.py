@@ -9,7 +9,8 @@ runs a forward and a backward pass on the CPU for a batch of two images (``--siz
 one a little smaller: a small non-square detection-like size, each shrunk to fit the
 seed's test resize where that is smaller, padded as detectron2 pads a batch; two images,
 as detectron2's default of 16 images on 8 GPUs gives each, since batch norm over a 1x1
-map cannot train on one) and checks:
+map cannot train on one; fixed-size models built at ``--img-side``, 448, rather than
+their seeds' 1024) and checks:
 
 - every FPN level and every level of the plain backbone under it has the declared
   channels and ``ceil(padded / stride)`` maps, with finite values;
@@ -38,12 +39,13 @@ import fnmatch
 import json
 import math
 import os
+import signal
 import sys
 import time
 from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures import as_completed
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 if __package__ in (None, ""):  # run as a script: make `tools` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -55,6 +57,12 @@ VERIFIED, FAILED, NOT_RUN = "verified", "failed", "not run"
 #: its size take minutes and gigabytes each on a 2-core, 24 GiB machine.
 DEFAULT_MAX_PARAMS = 100_000_000
 DEFAULT_SIZE = (256, 352)
+#: The side fixed-size models are built at (``MODEL.BACKBONE.CONFIG.IMG_SIZE``, the first
+#: multiple of their step from here), in place of their seeds' 1024: a backward pass
+#: through global attention over 64x64 tokens needs tens of GiB. Tables sized at build
+#: time for any side but the pretrained one are what an index error shows on, at 448 as
+#: at 1024; the seeds' own size is proven on the meta device by the catalog tests.
+DEFAULT_IMG_SIDE = 448
 DEFAULT_TIMEOUT = 900
 DEFAULT_RESULTS = ROOT / ".cache" / "sweep" / "results.json"
 #: Models a worker runs before it is replaced (memory of large models is returned then).
@@ -75,11 +83,13 @@ def smaller(size: Tuple[int, int]) -> Tuple[int, int]:
     return tuple(max(1, side * 7 // 8) for side in size)
 
 
-def fit_to_seed(cfg, size: Tuple[int, int]) -> Tuple[int, int]:
+def fit_to_seed(cfg, size: Tuple[int, int], built_side: int = 0) -> Tuple[int, int]:
     """``size`` shrunk (never enlarged) to the seed's test resize: its shortest side at most
-    INPUT.MIN_SIZE_TEST, its longest at most INPUT.MAX_SIZE_TEST (a fixed-size model that
-    stays at 224 gets an image it can take)."""
-    scale = min(1.0, cfg.INPUT.MIN_SIZE_TEST / min(size), cfg.INPUT.MAX_SIZE_TEST / max(size))
+    INPUT.MIN_SIZE_TEST, its longest at most INPUT.MAX_SIZE_TEST and, for a fixed-size
+    model, at most the side it was built at (a fixed-size model that stays at 224, or one
+    built smaller than its seed says, gets an image it can take)."""
+    longest = min(cfg.INPUT.MAX_SIZE_TEST, built_side or cfg.INPUT.MAX_SIZE_TEST)
+    scale = min(1.0, cfg.INPUT.MIN_SIZE_TEST / min(size), longest / max(size))
     return tuple(max(1, int(side * scale + 0.5)) for side in size)
 
 
@@ -106,7 +116,7 @@ def verify(
     fpn = build_backbone(cfg).train()
     plain = fpn.bottom_up
     generator = torch.Generator().manual_seed(0)
-    images = [torch.randn(3, *fit_to_seed(cfg, side), generator=generator) for side in (size, smaller(size))]
+    images = [torch.randn(3, *fit_to_seed(cfg, side, plain.img_size), generator=generator) for side in (size, smaller(size))]
     batch = ImageList.from_tensors(images, fpn.size_divisibility).tensor
     height, width = batch.shape[-2:]
     captured: Dict[str, torch.Tensor] = {}
@@ -148,6 +158,13 @@ def _task(model: str, family: str, size: Tuple[int, int], package_root: str, ove
     return entry
 
 
+def build_overrides(step: int, side: int) -> Tuple[str, ...]:
+    """Config overrides (KEY VALUE) that build a fixed-size model whose sides are multiples
+    of ``step`` at the first such side from ``side``; none for a model of any input size
+    (step 0)."""
+    return ("MODEL.BACKBONE.CONFIG.IMG_SIZE", str(step * -(-side // step))) if step else ()
+
+
 def _worker_init() -> None:
     import torch
 
@@ -157,19 +174,29 @@ def _worker_init() -> None:
 # ------------------------------------------------------------------ the sweep
 
 
-def catalog(manifest: dict) -> List[Tuple[str, str, int]]:
-    """(model, family, parameters) of every generated model, by name."""
-    return sorted((name, spec["facts"]["family"], int(spec["facts"].get("params", 0))) for name, spec in manifest["models"].items())
+class Model(NamedTuple):
+    name: str
+    family: str
+    params: int
+    #: IMG_SIZE's step for a fixed-size model timm builds at other sizes, else 0
+    img_size_multiple: int
 
 
-def family_sample(models: Sequence[Tuple[str, str, int]], max_params: int) -> List[Tuple[str, str, int]]:
-    """The smallest model of each family (a family whose models are all above
-    ``max_params`` still gets its smallest, so that it is named as not run)."""
-    best: Dict[str, Tuple[str, str, int]] = {}
-    for entry in models:
-        family = entry[1]
-        if family not in best or (entry[2], entry[0]) < (best[family][2], best[family][0]):
-            best[family] = entry
+def catalog(manifest: dict) -> List[Model]:
+    """Every generated model, by name."""
+    return sorted(
+        Model(name, facts["family"], int(facts.get("params", 0)), int(facts.get("img_size_multiple", 0)))
+        for name, facts in ((name, spec["facts"]) for name, spec in manifest["models"].items())
+    )
+
+
+def family_sample(models: Sequence[Model]) -> List[Model]:
+    """The smallest model of each family (one whose models are all above the parameter
+    bound still gets its smallest, so that it is named as not run)."""
+    best: Dict[str, Model] = {}
+    for model in models:
+        if model.family not in best or (model.params, model.name) < (best[model.family].params, best[model.family].name):
+            best[model.family] = model
     return sorted(best.values())
 
 
@@ -192,10 +219,11 @@ def write_results(path: Path, results: Dict[str, dict], settings: dict) -> None:
 
 
 def sweep(
-    todo: Sequence[Tuple[str, str, int]],
+    todo: Sequence[Model],
     results: Dict[str, dict],
     *,
     size: Tuple[int, int],
+    img_side: int,
     jobs: int,
     timeout: float,
     max_params: int,
@@ -208,12 +236,12 @@ def sweep(
     from pebble import ProcessExpired, ProcessPool
 
     runnable = []
-    for model, family, params in todo:
-        if params > max_params:
-            results[model] = {"status": NOT_RUN, "reason": f"{params / 1e6:.0f}M parameters, above the bound of "
-                              f"{max_params / 1e6:.0f}M", "params": params, "timm": timm_version}  # fmt: skip
+    for model in todo:
+        if model.params > max_params:
+            results[model.name] = {"status": NOT_RUN, "reason": f"{model.params / 1e6:.0f}M parameters, above the "
+                                   f"bound of {max_params / 1e6:.0f}M", "params": model.params, "timm": timm_version}  # fmt: skip
         else:
-            runnable.append((model, family, params))
+            runnable.append(model)
     save(results)
     if not runnable:
         return results
@@ -223,20 +251,26 @@ def sweep(
                        initializer=_worker_init, context=multiprocessing.get_context("spawn"))  # fmt: skip
     width = len(str(len(runnable)))
     try:
-        futures = {pool.schedule(_task, args=(m, f, size, package_root), timeout=timeout): (m, p) for m, f, p in runnable}
+        futures = {
+            pool.schedule(_task, args=(m.name, m.family, size, package_root, build_overrides(m.img_size_multiple, img_side)),
+                          timeout=timeout): m
+            for m in runnable
+        }  # fmt: skip
         for done, future in enumerate(as_completed(futures), 1):
-            model, params = futures[future]
+            model = futures[future]
             try:
                 entry = future.result()
             except FutureTimeout:
                 entry = {"status": FAILED, "reason": f"timed out after {timeout:g}s"}
             except ProcessExpired as exc:
                 entry = {"status": FAILED, "reason": f"worker process died (exit code {exc.exitcode}; out of memory?)"}
-            entry.update(params=params, timm=timm_version)
-            results[model] = entry
+            entry.update(params=model.params, timm=timm_version)
+            if model.img_size_multiple:
+                entry["img_size"] = int(build_overrides(model.img_size_multiple, img_side)[1])
+            results[model.name] = entry
             save(results)
             reason = f": {entry['reason']}" if entry["status"] != VERIFIED else ""
-            print(f"[{done:>{width}}/{len(runnable)}] {model} {entry['status']} ({entry.get('seconds', '-')}s){reason}",
+            print(f"[{done:>{width}}/{len(runnable)}] {model.name} {entry['status']} ({entry.get('seconds', '-')}s){reason}",
                   flush=True)  # fmt: skip
     except BaseException:
         pool.stop()
@@ -276,6 +310,8 @@ def argument_parser() -> argparse.ArgumentParser:
                         help="models with more parameters are recorded as not run (default %(default)s)")  # fmt: skip
     parser.add_argument("--size", type=image_size, default=DEFAULT_SIZE, metavar="HxW",
                         help="image size before detectron2's padding (default 256x352)")  # fmt: skip
+    parser.add_argument("--img-side", type=int, default=DEFAULT_IMG_SIDE, metavar="SIDE",
+                        help="fixed-size models are built at the first valid side from SIDE (default %(default)s)")  # fmt: skip
     parser.add_argument("--jobs", "-j", type=int, default=1, help="worker processes (default %(default)s)")
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, help="seconds per model (default %(default)s)")
     parser.add_argument("--results", type=Path, default=DEFAULT_RESULTS, help="results JSON (default %(default)s)")
@@ -288,42 +324,52 @@ class UsageError(Exception):
     """A bad argument or input file: ``error: ...`` on stderr, exit status 2."""
 
 
+def _terminated(signum, frame) -> None:
+    raise SystemExit(128 + signum)  # unwinds through sweep(), which stops its workers
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    previous = signal.signal(signal.SIGTERM, _terminated)
     try:
         return run(argument_parser().parse_args(argv))
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.jobs < 1 or args.timeout <= 0 or args.max_params < 0:
-        raise UsageError(f"--jobs {args.jobs}, --timeout {args.timeout:g}, --max-params {args.max_params}: "
-                         "--jobs must be at least 1, --timeout positive, --max-params at least 0")  # fmt: skip
+    if args.jobs < 1 or args.timeout <= 0 or args.max_params < 0 or args.img_side < 1:
+        raise UsageError(f"--jobs {args.jobs}, --timeout {args.timeout:g}, --max-params {args.max_params}, "
+                         f"--img-side {args.img_side}: --jobs and --img-side must be at least 1, --timeout positive, "
+                         "--max-params at least 0")  # fmt: skip
     manifest_path = args.package_root / "generated" / "MANIFEST.json"
     if not manifest_path.is_file():
         raise UsageError(f"no generated package at {args.package_root} (no generated/MANIFEST.json)")
     manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     models = catalog(manifest)
     if args.patterns:
-        models = [m for m in models if any(fnmatch.fnmatchcase(m[0], p) for p in args.patterns)]
+        models = [m for m in models if any(fnmatch.fnmatchcase(m.name, p) for p in args.patterns)]
         if not models:
             raise UsageError(f"no generated model matches {' '.join(args.patterns)}; `d2timm-gen list` shows timm's")
     if args.sample:
-        models = family_sample(models, args.max_params)
+        models = family_sample(models)
     results = read_results(args.results)
-    todo = [m for m in models if args.rerun or m[0] not in results]
+    todo = [m for m in models if args.rerun or m.name not in results]
     timm_version = manifest["versions"]["timm"]
-    settings = {"size": f"{args.size[0]}x{args.size[1]}", "max_params": args.max_params, "timm": timm_version}
+    settings = {"size": f"{args.size[0]}x{args.size[1]}", "img_side": args.img_side, "max_params": args.max_params,
+                "timm": timm_version}  # fmt: skip
     print(f"sweep: {len(todo)} of {len(models)} models to run ({len(models) - len(todo)} already in {args.results}); "
           f"{args.jobs} worker(s), {args.timeout:g}s each, bound {args.max_params / 1e6:.0f}M parameters", flush=True)  # fmt: skip
     start = time.perf_counter()
-    sweep(todo, results, size=args.size, jobs=args.jobs, timeout=args.timeout, max_params=args.max_params,
+    sweep(todo, results, size=args.size, img_side=args.img_side, jobs=args.jobs, timeout=args.timeout, max_params=args.max_params,
           timm_version=timm_version, save=lambda r: write_results(args.results, r, settings),
           package_root=str(args.package_root))  # fmt: skip
-    print(summary({m[0]: results[m[0]] for m in models if m[0] in results}, {"models": {m[0]: manifest["models"][m[0]] for m in models}}))
+    print(summary({m.name: results[m.name] for m in models if m.name in results},
+                  {"models": {m.name: manifest["models"][m.name] for m in models}}))  # fmt: skip
     print(f"wall time {time.perf_counter() - start:.0f}s; results in {args.results}")
-    failed = [m[0] for m in models if results.get(m[0], {}).get("status") == FAILED]
+    failed = [m.name for m in models if results.get(m.name, {}).get("status") == FAILED]
     return 1 if failed else 0
 
 
