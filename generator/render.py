@@ -357,11 +357,15 @@ def render_support(
     real-compute sweep where one is recorded (``verified``)."""
     verified = verified or {}
     specs = sorted(specs, key=lambda s: s.name)
-    counts: Dict[str, List[int]] = {}
+    counts: Dict[str, List[int]] = {}  # family: generated, not generated, verified, run
     for spec in specs:
-        counts.setdefault(spec.family, [0, 0])[0] += 1
+        row = counts.setdefault(spec.family, [0, 0, 0, 0])
+        status = verified.get(spec.name, {}).get("status")
+        row[0] += 1
+        row[2] += status == "verified"
+        row[3] += status in ("verified", "failed")
     for family, _ in excluded.values():
-        counts.setdefault(family, [0, 0])[1] += 1
+        counts.setdefault(family, [0, 0, 0, 0])[1] += 1
     statuses = [record["status"] for record in verified.values()]
     return _render(
         "package/SUPPORT.md.j2",

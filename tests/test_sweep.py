@@ -122,6 +122,8 @@ def test_generate_verified_shows_the_sweep_in_support_md(small_copy, tmp_path):
     assert result.exit_code == 0, result.output
     support = (small_copy / SMALL_PACKAGE / "SUPPORT.md").read_text()
     assert "1 verified, 1 failed,\n0 not run because of their size, of 2 (timm x)" in support
+    assert "| family | generated | not generated | real compute: verified / run |" in support
+    assert "| resnet | 1 | 0 | 1 / 1 |" in support and "| convnext | 1 | 0 | 0 / 1 |" in support
     rows = {line.split("`")[1]: line for line in support.splitlines() if line.startswith("| `")}
     assert rows["resnet18"].endswith("| verified |")
     assert rows["convnext_atto"].endswith("| failed: AssertionError: a b |")  # reasons are made safe text
