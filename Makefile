@@ -30,8 +30,9 @@ demo: install
 	$(PY) tools/demo.py
 
 # The default suite (CI): everything but tests marked slow; see README for `make test-all`.
+# --durations: the slowest tests, for keeping CI inside its budget.
 test: install
-	$(PY) -m pytest -n 2 -m "not slow" $(PYTEST_ARGS)
+	$(PY) -m pytest -n 2 -m "not slow" --durations=15 $(PYTEST_ARGS)
 
 test-all: install
 	$(PY) -m pytest -n 2 $(PYTEST_ARGS)
