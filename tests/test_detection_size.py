@@ -23,7 +23,17 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tests.helpers import build_backbone, classifier_key, config_test_size, generated_class, model_config
+from tests.helpers import (
+    ROOT,
+    build_backbone,
+    classifier_key,
+    config_test_size,
+    generated_class,
+    manifest_of,
+    model_config,
+    shape_only,
+    skip_meta_init,
+)
 
 #: (model, family): one per family with grid-sized parameters, covering every layout.
 LOADING = [
@@ -205,3 +215,62 @@ def test_an_input_larger_than_the_build_size_says_what_to_change():
     backbone = build_backbone(model_config("levit_128s", "levit", fpn=False), device="meta")
     with pytest.raises(ValueError, match="built at 1024x1024 takes inputs up to that size.*MODEL.BACKBONE.CONFIG.IMG_SIZE"):
         backbone(torch.empty(1, 3, 1025, 640, device="meta"))
+
+
+# --------------------------------------------------- hard families at two detector sizes
+
+#: Two non-square sizes a detector may hand the backbone without resizing (padded as
+#: detectron2 pads a batch): neither side a multiple of any window or fixed size.
+DETECTOR_SIZES = ((384, 512), (448, 320))
+
+
+def _hard(spec: dict) -> bool:
+    """A model that needs more than detectron2's FPN gives it: fixed-size, windows
+    (multiples above 32), padded inputs or channels-last maps."""
+    facts = spec["facts"]
+    return facts["fixed_input_size"] or spec["size_divisibility"] > 32 or facts["input_pad"] > 0 or facts["layout"] == "NHWC"
+
+
+def _hard_sample():
+    """The smallest model of every family that has a hard one (measured on the meta
+    device: gemma4_vit's are in the catalog test, on the CPU)."""
+    best = {}
+    for name, spec in manifest_of(ROOT / "generated")["models"].items():
+        facts = spec["facts"]
+        if _hard(spec) and facts["meta_forward"]:
+            key = (facts["params"], name)
+            if facts["family"] not in best or key < best[facts["family"]][0]:
+                best[facts["family"]] = (key, name)
+    return sorted((name, family) for family, (_, name) in best.items())
+
+
+HARD_SAMPLE = _hard_sample()
+
+
+def test_the_hard_sample_spans_the_hard_families():
+    assert len(HARD_SAMPLE) >= 30, HARD_SAMPLE
+
+
+@pytest.mark.parametrize("model, family", HARD_SAMPLE, ids=[m for m, _ in HARD_SAMPLE])
+def test_hard_families_take_non_square_detector_sizes(model, family):
+    """384x512 and 448x320, padded as detectron2 pads (the backbone's size_divisibility),
+    through the FPN of the model's seed on the meta device: maps of ceil(padded / stride).
+    A model that stays at its pretrained size (smaller than these) refuses them, naming
+    the keys to change."""
+    from detectron2.structures import ImageList
+
+    cfg = model_config(model, family)
+    with skip_meta_init():
+        fpn = build_backbone(cfg, "meta")
+    cls = type(fpn.bottom_up)
+    for size in DETECTOR_SIZES:
+        batch = ImageList.from_tensors([torch.zeros(3, *size, device="meta")], fpn.size_divisibility).tensor
+        height, width = batch.shape[-2:]
+        if cls.FIXED_INPUT_SIZE and not cls.IMG_SIZE_MULTIPLE and max(size) > cls.INPUT_SIZE[1]:
+            with pytest.raises(ValueError, match=r"takes inputs up to that size.*MODEL\.BACKBONE\.CONFIG\.IMG_SIZE"):
+                fpn(batch)
+            continue
+        with shape_only(), torch.no_grad():
+            maps = fpn(batch)
+        expected = {n: (1, s.channels, -(-height // s.stride), -(-width // s.stride)) for n, s in fpn.output_shape().items()}
+        assert {n: tuple(t.shape) for n, t in maps.items()} == expected, (model, size, (height, width))
