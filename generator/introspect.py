@@ -544,32 +544,47 @@ def _detection_build(
     if pretrained[0] != pretrained[1]:
         return f"its pretrained input {pretrained[0]}x{pretrained[1]} is not square"
     step = math.lcm(*(f.reduction for f in at_pretrained.features))
-    multiples = sorted(set((step, math.lcm(step, pretrained[0]))), key=lambda m: (math.ceil(DETECTION_SIDE / m) * m, m))
+    candidates = (step, 2 * step, 4 * step, math.lcm(step, pretrained[0]))
+    multiples = sorted(set(candidates), key=lambda m: (math.ceil(DETECTION_SIDE / m) * m, m))
     declared = [(f.module, f.channels) for f in at_pretrained.features]
     errors = []
     for multiple in multiples:
         side = multiple * math.ceil(DETECTION_SIDE / multiple)
         try:
-            net, _ = _all_levels(name, {"img_size": side}, extra)
+            built = [_build_at(name, channels, s, extra, declared) for s in (side, side + multiple)]
         except TypeError:
             return "timm builds it at one input size only (its create function takes no img_size)"
-        except Exception as exc:
-            errors.append(f"built at {side}x{side}: {_message(exc)}")
-            continue
-        try:
-            measured = _measure(net, (side, side), _forward(net, channels, (side, side)), exact=False, omit=True)
-        except Exception as exc:
-            errors.append(f"timm builds it at {side}x{side}, but its forward fails there: {_message(exc)}")
-            continue
-        if [(f.module, f.channels) for f in measured.features] != declared:
-            errors.append(f"built at {side}x{side}, it has other feature levels")
+        except IntrospectionError as exc:
+            errors.append(str(exc))
             continue
         try:
             grid = _grid_params(name, pretrained[0], side)
         except IntrospectionError as exc:
             return str(exc)
+        net, measured = built[0]
         return _Build(side, multiple, net, measured, grid)
     return errors[0]  # the first size tried, nearest the detection side
+
+
+def _build_at(
+    name: str, channels: int, side: int, extra: Optional[dict], declared: Sequence[Tuple[str, int]]
+) -> Tuple[object, _Measured]:
+    """The model built at ``side`` and measured there, with the levels it has at its
+    pretrained size. A multiple is claimed only once a second side, one multiple larger,
+    works too (halo attention's blocks need more than the strides say)."""
+    try:
+        net, _ = _all_levels(name, {"img_size": side}, extra)
+    except TypeError:
+        raise
+    except Exception as exc:
+        raise IntrospectionError(f"built at {side}x{side}: {_message(exc)}") from None
+    try:
+        measured = _measure(net, (side, side), _forward(net, channels, (side, side)), exact=False, omit=True)
+    except Exception as exc:
+        raise IntrospectionError(f"timm builds it at {side}x{side}, but its forward fails there: {_message(exc)}") from None
+    if [(f.module, f.channels) for f in measured.features] != list(declared):
+        raise IntrospectionError(f"built at {side}x{side}, it has other feature levels")
+    return net, measured
 
 
 def _probe(name: str, cfg: dict, family: str = "") -> _Probe:

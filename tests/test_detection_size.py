@@ -274,3 +274,46 @@ def test_hard_families_take_non_square_detector_sizes(model, family):
             maps = fpn(batch)
         expected = {n: (1, s.channels, -(-height // s.stride), -(-width // s.stride)) for n, s in fpn.output_shape().items()}
         assert {n: tuple(t.shape) for n, t in maps.items()} == expected, (model, size, (height, width))
+
+
+# ------------------------------------------------------- any IMG_SIZE the config accepts
+
+
+def _moved_sample():
+    """The smallest model built at a detection size per family and IMG_SIZE step."""
+    best = {}
+    for name, spec in manifest_of(ROOT / "generated")["models"].items():
+        facts = spec["facts"]
+        if facts["img_size"] and facts["meta_forward"]:
+            group = (facts["family"], facts["img_size_multiple"])
+            if group not in best or (facts["params"], name) < best[group]:
+                best[group] = (facts["params"], name)
+    return sorted((name, family) for (family, _), (_, name) in best.items())
+
+
+MOVED_SAMPLE = _moved_sample()
+
+#: A side a user might set instead of the default: below it, not a power of two.
+USER_SIDE = 800
+
+
+@pytest.mark.parametrize("model, family", MOVED_SAMPLE, ids=[m for m, _ in MOVED_SAMPLE])
+def test_any_img_size_the_config_accepts_builds_and_runs(model, family):
+    """MODEL.BACKBONE.CONFIG.IMG_SIZE at the first side from USER_SIDE the class accepts
+    (a multiple of its step): timm builds the model there and a 600x800 image, padded as
+    detectron2 pads it, gives maps of ceil(padded / stride) (meta device)."""
+    from detectron2.structures import ImageList
+
+    cls = generated_class(model)
+    side = next(s for s in range(USER_SIDE, 4 * USER_SIDE) if s % cls.IMG_SIZE_MULTIPLE == 0)
+    cfg = model_config(model, family, overrides=["MODEL.BACKBONE.CONFIG.IMG_SIZE", str(side)])
+    with skip_meta_init():
+        fpn = build_backbone(cfg, "meta")
+    assert fpn.bottom_up.img_size == side
+    image = torch.zeros(3, min(600, side), min(800, side), device="meta")
+    batch = ImageList.from_tensors([image], fpn.size_divisibility).tensor
+    assert tuple(batch.shape[-2:]) == (side, side)
+    with shape_only(), torch.no_grad():
+        maps = fpn(batch)
+    expected = {n: (1, s.channels, -(-side // s.stride), -(-side // s.stride)) for n, s in fpn.output_shape().items()}
+    assert {n: tuple(t.shape) for n, t in maps.items()} == expected

@@ -16,6 +16,16 @@ from generator.spec import make_spec
 from tests.helpers import ROOT, SMALL_MODELS, SMALL_PACKAGE, cli, golden_facts, manifest_of
 from tools import sweep
 
+@pytest.mark.slow
+def test_a_nonfinite_gradient_from_zero_biases_over_padding_is_diagnosed():
+    """focalnet_small_srf with timm's initialisation: the stem's gradient overflows on a
+    padded batch, and the sweep says why (finite once the biases are nonzero)."""
+    entry = sweep._task("focalnet_small_srf", "focalnet", sweep.DEFAULT_SIZE, str(ROOT))
+    assert entry["status"] == "failed"
+    assert entry["reason"].startswith("AssertionError: no finite nonzero gradient reaches the stem (stem.proj.weight)")
+    assert "it is finite with nonzero biases" in entry["reason"]
+
+
 #: The CI sample's bound: the smallest model of each family up to this many parameters
 #: (larger families' smallest models run in `make sweep`, weekly).
 CI_MAX_PARAMS = 30_000_000
