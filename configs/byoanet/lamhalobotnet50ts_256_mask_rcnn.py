@@ -28,7 +28,7 @@ train = recipe.train
 
 # One input size: timm has no dynamic input size for it, but builds it at other sizes.
 # Pretrained at 256x256, it is built at 1024x1024 for detection
-# (MODEL.BACKBONE.CONFIG.IMG_SIZE, any multiple of 32), and every input up to that size
+# (MODEL.BACKBONE.CONFIG.IMG_SIZE, any multiple of 128), and every input up to that size
 # is padded to it. Its size_divisibility is 1024: detectron2 pads each batch to that, so
 # the backbone's own padding copies nothing. A checkpoint saved at 256x256 loads through
 # PRETRAINED with these parameters resampled to the model's size (GRID_PARAMS,

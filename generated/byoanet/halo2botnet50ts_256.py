@@ -7,9 +7,9 @@ and returns NCHW maps.
 
 One input size: timm has no dynamic input size for it, but builds it at other sizes.
 Pretrained at 256x256, it is built at 1024x1024 for detection
-(MODEL.BACKBONE.CONFIG.IMG_SIZE, any multiple of 32), and every input up to that size is
-padded to it. Its size_divisibility is 1024: detectron2 pads each batch to that, so the
-backbone's own padding copies nothing. A checkpoint saved at 256x256 loads through
+(MODEL.BACKBONE.CONFIG.IMG_SIZE, any multiple of 128), and every input up to that size
+is padded to it. Its size_divisibility is 1024: detectron2 pads each batch to that, so
+the backbone's own padding copies nothing. A checkpoint saved at 256x256 loads through
 PRETRAINED with these parameters resampled to the model's size (GRID_PARAMS,
 runtime/resample.py): stages.*.*.self_attn.pos_embed.height_rel (line),
 stages.*.*.self_attn.pos_embed.width_rel (line).
@@ -62,7 +62,7 @@ class Halo2botnet50ts256Backbone(TimmBackbone):
     INPUT_SIZE = (256, 256)
     FIXED_INPUT_SIZE = True
     IMG_SIZE = 1024
-    IMG_SIZE_MULTIPLE = 32
+    IMG_SIZE_MULTIPLE = 128
     GRID_PARAMS = (
         GridParam(
             pattern="stages.*.*.self_attn.pos_embed.height_rel", kind="line", dims=(0,), extra=0
