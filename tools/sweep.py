@@ -210,10 +210,11 @@ class Model(NamedTuple):
 
 def catalog(manifest: dict) -> List[Model]:
     """Every generated model, by name."""
-    return sorted(
-        Model(name, facts["family"], int(facts.get("params", 0)), int(facts.get("img_size_multiple", 0)))
-        for name, facts in ((name, spec["facts"]) for name, spec in manifest["models"].items())
-    )
+    models = []
+    for name, spec in manifest["models"].items():
+        facts = spec["facts"]
+        models.append(Model(name, facts["family"], int(facts.get("params", 0)), int(facts.get("img_size_multiple", 0))))
+    return sorted(models)
 
 
 def family_sample(models: Sequence[Model]) -> List[Model]:
