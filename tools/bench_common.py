@@ -209,6 +209,15 @@ def render_table(title: str, figures: Sequence[Figure], info: Dict[str, Any], se
     return "\n".join(out)
 
 
+def script_parser(doc: str) -> argparse.ArgumentParser:
+    """An argument parser whose description is the first paragraph of a script's
+    docstring ``doc`` and whose epilog is the rest, as written."""
+    description, _, epilog = doc.partition("\n\n")
+    return argparse.ArgumentParser(
+        description=description, epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+
+
 def image_size(text: str) -> "tuple[int, int]":
     """An ``argparse`` type for ``HEIGHTxWIDTH`` (``512x672``)."""
     try:

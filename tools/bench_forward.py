@@ -37,7 +37,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 if __package__ in (None, ""):  # run as a script: make `tools` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tools.bench_common import ROOT, Figure, add_json_argument, at_most, image_size, machine_info, median, report
+from tools.bench_common import ROOT, Figure, add_json_argument, at_most, image_size, machine_info, median, report, script_parser
 
 PLAIN_TARGET = 1.01
 PLAIN_MODELS = ("resnet50", "swin_tiny_patch4_window7_224")
@@ -241,10 +241,7 @@ def fpn_comparison(args: argparse.Namespace) -> List[Figure]:
 
 
 def argument_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )  # fmt: skip
+    parser = script_parser(__doc__)
     parser.add_argument("--model", nargs="+", default=list(PLAIN_MODELS),
                         help="generated models for (a) (default %(default)s)")  # fmt: skip
     parser.add_argument("--fpn-model", default="resnet50", choices=sorted(RESNET_DEPTHS, key=RESNET_DEPTHS.get),

@@ -35,7 +35,7 @@ from typing import Dict, List, Optional, Sequence
 if __package__ in (None, ""):  # run as a script: make `tools` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tools.bench_common import ROOT, Figure, add_json_argument, below, machine_info, median, report, subprocess_env
+from tools.bench_common import ROOT, Figure, add_json_argument, below, machine_info, median, report, script_parser, subprocess_env
 
 TARGET_S = 0.2
 MODES = ("baseline", "lazy", "eager")
@@ -95,10 +95,7 @@ def run_probe(mode: str, model: str, python: str = sys.executable) -> Dict[str, 
 
 
 def argument_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )  # fmt: skip
+    parser = script_parser(__doc__)
     parser.add_argument("--model", default="resnet50", help="generated model to resolve (default %(default)s)")
     parser.add_argument("--repeat", type=int, default=7,
                         help="processes per mode; medians are reported (default %(default)s)")  # fmt: skip

@@ -16,7 +16,6 @@ package (no model is built), so the figure is exact and the same on any machine.
 
 from __future__ import annotations
 
-import argparse
 import math
 import sys
 from collections import defaultdict
@@ -26,7 +25,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 if __package__ in (None, ""):  # run as a script: make `tools` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tools.bench_common import ROOT, Figure, add_json_argument, machine_info, report
+from tools.bench_common import ROOT, Figure, add_json_argument, machine_info, report, script_parser
 
 #: COCO's most common image shapes (H, W): 640 on the long side, landscape and portrait.
 COCO_SHAPES = ((480, 640), (427, 640), (640, 480), (640, 427), (424, 640), (640, 640))
@@ -95,10 +94,7 @@ def figures_of(groups: Dict[Tuple[bool, int, str], dict]) -> List[Figure]:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )  # fmt: skip
+    parser = script_parser(__doc__)
     parser.add_argument("--manifest", type=Path, default=ROOT / "generated" / "MANIFEST.json",
                         help="the generated package's manifest (default %(default)s)")  # fmt: skip
     add_json_argument(parser)

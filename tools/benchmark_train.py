@@ -33,7 +33,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from tools.bench_common import Figure, add_json_argument, at_most, machine_info, median, report  # noqa: E402
+from tools.bench_common import Figure, add_json_argument, at_most, machine_info, median, report, script_parser  # noqa: E402
 
 REFERENCE = "COCO-InstanceSegmentation/mask_rcnn_R_50_FPN_3x.yaml"
 #: The generated backbone's Mask R-CNN step may take at most this times detectron2's.
@@ -92,10 +92,7 @@ class Runner:
 
 
 def argument_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )  # fmt: skip
+    parser = script_parser(__doc__)
     parser.add_argument("--candidate", default=str(REPO_ROOT / "configs" / "resnet" / "resnet50_fpn.yaml"),
                         help="config of the generated backbone (default: resnet50 FPN)")  # fmt: skip
     parser.add_argument("--image-size", type=int, default=128)

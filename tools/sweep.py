@@ -50,7 +50,7 @@ from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 if __package__ in (None, ""):  # run as a script: make `tools` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tools.bench_common import ROOT, image_size
+from tools.bench_common import ROOT, image_size, script_parser
 
 VERIFIED, FAILED, NOT_RUN = "verified", "failed", "not run"
 #: Features-model parameters above which a model is not run: a forward and backward at
@@ -327,10 +327,7 @@ def summary(results: Dict[str, dict], manifest: dict) -> str:
 
 
 def argument_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )  # fmt: skip
+    parser = script_parser(__doc__)
     parser.add_argument("patterns", nargs="*", help="model name globs (default: the whole package)")
     parser.add_argument("--sample", action="store_true", help="only the smallest model of each family")
     parser.add_argument("--max-params", type=int, default=DEFAULT_MAX_PARAMS,
