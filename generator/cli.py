@@ -21,6 +21,7 @@ from .names import UnsafeNameError, check_identifier
 from .pipeline import Outcome, plan_package
 from .plan import DRIFT_KINDS, STALE_SEED, Change, Selection, compare, read_manifest, spec_changes
 from .spec import SpecError, make_spec
+from .tasks import FORMATS, TASKS, check_request, seed_file
 from .write import LockBusy, locked, write_plan
 
 EXIT_OK, EXIT_DRIFT, EXIT_ERROR = 0, 1, 2
@@ -266,6 +267,79 @@ def check(patterns, output, package, jobs, fresh, timeout, fmt, diff) -> None:
         _fail(str(exc))
     _report(changes, outcome, fmt == "json", diff, models)
     sys.exit(EXIT_DRIFT if any(c.kind in DRIFT_KINDS for c in changes) else EXIT_OK)
+
+
+def _task_listing() -> str:
+    rows = []
+    for name, task in sorted(TASKS.items()):
+        needs = f"; needs {task.requires}" if task.requires else ""
+        rows.append(f"{name:<18} {task.summary} [{', '.join(task.formats)}] (zoo: {task.zoo_yaml or task.zoo_py}{needs})")
+    return "\n".join(rows)
+
+
+@main.command()
+@click.argument("model", required=False)
+@click.option("--task", "-t", "task", default=None, help="The detectron2 task (see --list).")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(FORMATS),
+    default="yaml",
+    show_default=True,
+    help="A YAML config (tools/train_net.py, detectron2's DefaultTrainer) or a LazyConfig.",
+)
+@_package_option
+@click.option("--list", "list_tasks", is_flag=True, help="List the tasks and exit.")
+@click.option("--lock-timeout", type=float, default=600, show_default=True, help="Seconds to wait for another run.")
+def seed(model, task, fmt, output, package, list_tasks, lock_timeout) -> None:
+    """Write a user-owned config for MODEL and a detectron2 TASK, after detectron2's own
+    model-zoo config for it, to OUTPUT/configs/<family>/<model>_<task>.<format>.
+
+    MODEL must be generated in OUTPUT/PACKAGE. The request is recorded in the manifest:
+    regeneration keeps the seed, never overwrites it once edited, and `check` reports it
+    STALE_SEED when its default changes.
+    """
+    if list_tasks:
+        click.echo(_task_listing())
+        return
+    try:
+        if not model or not task:
+            raise click.UsageError(f"name a MODEL and a --task; tasks:\n{_task_listing()}")
+        check_request("model", task, fmt)  # the task and format first: a typo lists the valid ones
+        check_identifier(model)
+        manifest = read_manifest(output, package)
+        if manifest is None:
+            raise SpecError(f"no generated package at {output / package} (no {package}/MANIFEST.json); run generate first")
+        models = manifest.get("models", {})
+        if model not in models:
+            import difflib
+
+            if model in manifest.get("excluded", {}):
+                raise SpecError(f"{model} is excluded from {package}: {manifest['excluded'][model]['reason']}")
+            close = difflib.get_close_matches(model, sorted(models), n=5, cutoff=0.6)
+            hint = f"; did you mean: {', '.join(close)}?" if close else ""
+            raise SpecError(
+                f"unknown model {model!r}: not one of the {len(models)} models of {package} "
+                f"(`d2timm-gen list` shows them; `d2timm-gen generate {model}` adds one){hint}"
+            )
+        import_plugins(Selection.from_dict(manifest.get("selection", {})).imports)
+        with locked(output, lock_timeout, on_wait=lambda p: click.echo(f"waiting for lock {p} ...", err=True)):
+            # Mask R-CNN's seeds are written for every model: nothing to record.
+            requests = () if task == "mask_rcnn" else (check_request(model, task, fmt),)
+            outcome = _plan(output, package, Selection(seeds=requests))
+            changes = write_plan(outcome.plan, output, outcome.manifest)
+    except USER_ERRORS as exc:
+        _fail(str(exc))
+    relative = seed_file(manifest["models"][model]["facts"]["family"], model, task, fmt)
+    path = output / "configs" / relative
+    status = next((c.kind for c in changes if c.path == f"configs/{relative}"), None)
+    zoo = TASKS[task].zoo_yaml if fmt == "yaml" else TASKS[task].zoo_py
+    if status == STALE_SEED:
+        click.secho(f"{STALE_SEED} {path}: you edited it and its default changed; kept yours", fg="yellow", err=True)
+    elif status is None:
+        click.echo(f"{path}: already seeded, unchanged ({TASKS[task].summary}, after detectron2's {zoo})")
+    else:
+        click.echo(f"{path}: written ({TASKS[task].summary}, after detectron2's {zoo})")
 
 
 @main.command()

@@ -16,8 +16,9 @@ from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from .formatting import format_files, source_key
 from .names import check_identifier
-from .render import render_base_configs, render_package, render_seeds, render_support
+from .render import render_base_configs, render_package, render_seeds, render_support, render_task_seed
 from .spec import FACTS_SCHEMA, ModelFacts, ModelSpec, SpecError, canonical_json, sha256
+from .tasks import parse_request
 
 __all__ = [
     "Change",
@@ -52,25 +53,31 @@ class Selection:
     patterns: Tuple[str, ...] = ()
     families: Tuple[str, ...] = ()
     imports: Tuple[str, ...] = ()  # modules that register custom models with timm
+    seeds: Tuple[str, ...] = ()  # task seeds asked for with `d2timm-gen seed`: MODEL:TASK:FORMAT
+
+    _FIELDS = ("patterns", "families", "imports", "seeds")
 
     def __post_init__(self) -> None:
-        for name in ("patterns", "families", "imports"):
+        for name in self._FIELDS:
             object.__setattr__(self, name, tuple(sorted(set(getattr(self, name)))))
+        for text in self.seeds:
+            parse_request(text)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Sequence[str]]) -> "Selection":
-        return cls(*(tuple(data.get(key, ())) for key in ("patterns", "families", "imports")))
+        return cls(*(tuple(data.get(key, ())) for key in cls._FIELDS))
 
     def union(self, other: "Selection") -> "Selection":
-        return Selection(
-            self.patterns + other.patterns, self.families + other.families, self.imports + other.imports
-        )
+        return Selection(*(getattr(self, key) + getattr(other, key) for key in self._FIELDS))
 
     def __bool__(self) -> bool:
         return bool(self.patterns or self.families)
 
     def to_dict(self) -> Dict[str, List[str]]:
-        return {"families": list(self.families), "imports": list(self.imports), "patterns": list(self.patterns)}
+        data = {"families": list(self.families), "imports": list(self.imports), "patterns": list(self.patterns)}
+        if self.seeds:  # absent when empty: manifests without task seeds read as before
+            data["seeds"] = list(self.seeds)
+        return data
 
 
 @dataclass(frozen=True)
@@ -84,11 +91,17 @@ class Plan:
         """The files that belong to one model (its module and its seeds)."""
         spec = self.manifest["models"][model]
         family = spec["facts"]["family"]
+        tasks = [
+            f"{SEED_DIR}/{family}/{name}_{task}.{fmt}"
+            for name, task, fmt in map(parse_request, self.manifest["selection"].get("seeds", ()))
+            if name == model and task != "mask_rcnn"
+        ]
         return (
             f"{self.package}/{family}/{model}.py",
             f"{SEED_DIR}/{family}/{model}.yaml",
             f"{SEED_DIR}/{family}/{model}_fpn.yaml",
             f"{SEED_DIR}/{family}/{model}_mask_rcnn.py",
+            *tasks,
         )
 
 
@@ -118,8 +131,14 @@ def build_plan(
     verified = {name: dict(record) for name, record in sorted((verified or {}).items())}
     owned[f"{package}/SUPPORT.md"] = render_support(specs, excluded, verified)
     seeded = {f"{SEED_DIR}/{name}": text for name, text in render_base_configs().items()}
+    by_name = {spec.name: spec for spec in specs}
     for spec in specs:
         seeded.update((f"{SEED_DIR}/{path}", text) for path, text in render_seeds(spec, package).items())
+    for text in selection.seeds:  # a model no longer generated takes its task seeds with it
+        model, task, fmt = parse_request(text)
+        if model in by_name:
+            rendered = render_task_seed(by_name[model], task, fmt, package)
+            seeded.update((f"{SEED_DIR}/{path}", text) for path, text in rendered.items())
     formatted = format_files({**owned, **seeded}, known, jobs)
     files = {path: formatted[path] for path in sorted(owned)}
     seeds = {path: formatted[path] for path in sorted(seeded)}

@@ -18,6 +18,7 @@ import jinja2
 
 from .names import check_identifier, class_name
 from .spec import ModelSpec
+from .tasks import TASKS, retinanet_anchor_sizes, seed_path, task_levels
 
 __all__ = [
     "RUNTIME_MODULES",
@@ -26,6 +27,7 @@ __all__ = [
     "render_package",
     "render_seeds",
     "render_support",
+    "render_task_seed",
     "template_dir",
 ]
 
@@ -328,6 +330,65 @@ def render_seeds(spec: ModelSpec, package: str) -> Dict[str, str]:
         f"{spec.family}/{spec.name}_fpn.yaml": fpn,
         f"{spec.family}/{spec.name}_mask_rcnn.py": lazy,
     }
+
+
+def render_task_seed(spec: ModelSpec, task: str, fmt: str, package: str) -> Dict[str, str]:
+    """The seed of ``spec`` for a detectron2 task (``generator/tasks.py``), by its path
+    under the configs folder: a YAML config on top of the model's ``_fpn.yaml``, or a
+    LazyConfig on the zoo's. Mask R-CNN's seeds are :func:`render_seeds`'."""
+    check_identifier(package, "package name")
+    if task == "mask_rcnn":
+        path = seed_path(spec, task, fmt)
+        return {path: render_seeds(spec, package)[path]}
+    levels = task_levels(spec, task)
+    roi_features = levels.head_features[: -levels.top_levels]
+    coarsest = spec.feature(levels.fpn_in_features[-1])
+    context = dict(
+        spec=spec,
+        task=TASKS[task],
+        levels=levels,
+        anchor_sizes=retinanet_anchor_sizes(levels),
+        sem_seg_features=roi_features,
+    )
+    if fmt == "yaml":
+        text = _render("configs/task.yaml.j2", base=f"{spec.name}_fpn.yaml", **context)
+        return {seed_path(spec, task, fmt): text}
+    top = "a max-pooled level" if TASKS[task].heads != "one_stage" else "P6 and P7, stride-2 convolutions"
+    source = (
+        "p5" if spec.pyramid == "simple" or task == "fcos" else f"{coarsest.name}, the coarsest backbone level"
+    )
+    text = _render(
+        "configs/task.py.j2",
+        package=package,
+        class_name=class_name(spec.name),
+        input_rule=input_rule(spec),
+        fpn_note=_task_fpn_note(spec, levels),
+        top_note=f"The levels above the coarsest: {top} on {source}, as detectron2's {TASKS[task].zoo_py}.",
+        coarsest_level=f"p{_pyramid_top(spec, levels)}",
+        coarsest_channels=coarsest.channels,
+        roi_features=roi_features,
+        pooler_scales=tuple(1.0 / 2**k for k in levels.head_levels[: -levels.top_levels]),
+        rcnn_anchor_sizes=[[8 * 2**k] for k in levels.head_levels],
+        default_head_features=[f"p{k}" for k in DEFAULT_LEVELS],
+        pixel_mean=_scaled(spec.facts.pixel_mean),
+        pixel_std=_scaled(spec.facts.pixel_std),
+        train_short_sides=tuple(train_sizes(spec) or BASE_MIN_SIZE_TRAIN),
+        **context,
+    )
+    return {seed_path(spec, task, fmt): text}
+
+
+def _task_fpn_note(spec: ModelSpec, levels) -> List[str]:
+    """:func:`fpn_note`, or which levels a one-stage detector's FPN reads instead."""
+    if spec.pyramid == "simple" or tuple(levels.fpn_in_features) == tuple(spec.fpn_in_features):
+        return fpn_note(spec)
+    used = ", ".join(f"{name} (stride {spec.feature(name).stride})" for name in levels.fpn_in_features)
+    return [f"detectron2's FPN reads {used}: from stride 8 up, as detectron2's one-stage detectors read res3..res5."]
+
+
+def _pyramid_top(spec: ModelSpec, levels) -> int:
+    """log2 stride of the coarsest pyramid level below the top block."""
+    return levels.head_levels[-levels.top_levels - 1]
 
 
 def render_base_configs() -> Dict[str, str]:

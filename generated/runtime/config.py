@@ -12,6 +12,9 @@ keeps working::
     MODEL.BACKBONE.CONFIG.IMG_SIZE       the square side a fixed-size model is built at (0: the
                                          model's default, a detection size; checkpoints saved at
                                          its pretrained size are resampled to it)
+    MODEL.BACKBONE.CONFIG.TOP_BLOCK      the FPN variant's levels above its coarsest: maxpool,
+                                         p6p7 or p6p7_fpn ('': p6p7 for RetinaNet, else maxpool;
+                                         see runtime/fpn.py)
     INPUT.FIXED_INPUT_SIZE               pad every image to the model's input size inside the
                                          backbone (unset: only for fixed-size models)
 
@@ -51,6 +54,8 @@ def add_timm_config(cfg) -> None:
         node.PRETRAINED = None
     if "IMG_SIZE" not in node:
         node.IMG_SIZE = 0
+    if "TOP_BLOCK" not in node:
+        node.TOP_BLOCK = ""
     if "FIXED_INPUT_SIZE" not in cfg.INPUT:
         # None: the model's own rule (true for fixed-size models), and accepts a bool from YAML.
         cfg.INPUT.FIXED_INPUT_SIZE = None

@@ -6,7 +6,7 @@ needs torch, timm and detectron2 only. Do not edit: regenerate.
 
 from .backbone import Feature, TimmBackbone
 from .config import add_timm_config
-from .fpn import TimmFPN, TopLevelMaxPool, build_fpn
+from .fpn import LastLevelP6P7, TimmFPN, TopLevelMaxPool, build_fpn
 from .pyramid import SimpleFeaturePyramid
 from .registry import register_backbone
 from .resample import GridParam
@@ -14,6 +14,7 @@ from .resample import GridParam
 __all__ = [
     "Feature",
     "GridParam",
+    "LastLevelP6P7",
     "SimpleFeaturePyramid",
     "TimmBackbone",
     "TimmFPN",

@@ -1,15 +1,56 @@
-"""The FPN variant of a generated backbone, built on detectron2's own FPN."""
+"""The FPN variant of a generated backbone, built on detectron2's own FPN.
+
+The levels above the coarsest FPN level are the ones the config's heads read, built as
+detectron2 builds them for its own meta-architectures (``MODEL.BACKBONE.CONFIG.TOP_BLOCK``):
+
+    maxpool    one max-pooled level (detectron2's ``LastLevelMaxPool``): the R-CNN family,
+               Panoptic FPN, semantic FPN. The default, except for RetinaNet.
+    p6p7       two levels from stride-2 convolutions on the coarsest backbone level
+               (``LastLevelP6P7`` on ``res5``, as ``build_retinanet_resnet_fpn_backbone``):
+               the default for ``META_ARCHITECTURE: RetinaNet``.
+    p6p7_fpn   the same from the coarsest FPN output (``p5``), as detectron2's FCOS config.
+
+A simple feature pyramid (single-scale models) has no coarser backbone level than its
+input, so ``p6p7`` is built on its coarsest output there, like ``p6p7_fpn``.
+"""
 
 import math
 from typing import Dict, Optional, Sequence
 
 import torch
-from detectron2.modeling.backbone.fpn import FPN, LastLevelMaxPool
+from detectron2.modeling.backbone.fpn import FPN, LastLevelMaxPool, LastLevelP6P7
 
 from .padding import fit_to_input, pad_to, padded_size, padding_constraints
 from .pyramid import SimpleFeaturePyramid
 
-__all__ = ["SimpleFeaturePyramid", "TimmFPN", "TopLevelMaxPool", "build_fpn", "fpn_levels"]
+__all__ = [
+    "LastLevelP6P7",
+    "SimpleFeaturePyramid",
+    "TOP_BLOCKS",
+    "TimmFPN",
+    "TopLevelMaxPool",
+    "build_fpn",
+    "check_head_features",
+    "fpn_levels",
+    "top_block",
+    "top_block_kind",
+]
+
+#: The top blocks ``MODEL.BACKBONE.CONFIG.TOP_BLOCK`` names (see the module docstring).
+TOP_BLOCKS = ("maxpool", "p6p7", "p6p7_fpn")
+#: The default top block of each meta-architecture that needs another than ``maxpool``.
+META_ARCHITECTURE_TOP_BLOCKS = {"RetinaNet": "p6p7"}
+#: The config keys naming the levels each meta-architecture's heads read.
+HEAD_FEATURE_KEYS = {
+    "GeneralizedRCNN": ("MODEL.RPN.IN_FEATURES", "MODEL.ROI_HEADS.IN_FEATURES"),
+    "PanopticFPN": (
+        "MODEL.RPN.IN_FEATURES",
+        "MODEL.ROI_HEADS.IN_FEATURES",
+        "MODEL.SEM_SEG_HEAD.IN_FEATURES",
+    ),
+    "RetinaNet": ("MODEL.RETINANET.IN_FEATURES",),
+    "SemanticSegmentor": ("MODEL.SEM_SEG_HEAD.IN_FEATURES",),
+}
 
 
 def _log2(stride: int) -> Optional[int]:
@@ -93,26 +134,84 @@ class TimmFPN(FPN):
         return fit_to_input(maps, self._out_feature_strides, height, width)
 
 
+def top_block_kind(cfg) -> str:
+    """``MODEL.BACKBONE.CONFIG.TOP_BLOCK``, or the meta-architecture's default when unset."""
+    node = cfg.MODEL.BACKBONE.get("CONFIG", None)
+    kind = (node.get("TOP_BLOCK", "") if node is not None else "") or ""
+    if not kind:
+        return META_ARCHITECTURE_TOP_BLOCKS.get(cfg.MODEL.META_ARCHITECTURE, "maxpool")
+    if kind not in TOP_BLOCKS:
+        raise ValueError(
+            f"MODEL.BACKBONE.CONFIG.TOP_BLOCK: {kind!r} is not valid; valid: '' (by MODEL.META_ARCHITECTURE: p6p7 "
+            f"for RetinaNet, else maxpool), {', '.join(TOP_BLOCKS)}"
+        )
+    return kind
+
+
+def top_block(
+    kind: str, coarsest: str, coarsest_channels: int, coarsest_level: str, out_channels: int
+):
+    """The top block ``kind`` over a pyramid whose coarsest level is ``coarsest_level``
+    (``p5``), built from the backbone feature ``coarsest`` (``res5``, ``coarsest_channels``
+    channels) where the kind reads the backbone."""
+    if kind == "maxpool":
+        return TopLevelMaxPool(in_feature=coarsest_level)
+    if kind == "p6p7":
+        return LastLevelP6P7(coarsest_channels, out_channels, in_feature=coarsest)
+    if kind == "p6p7_fpn":
+        return LastLevelP6P7(out_channels, out_channels, in_feature=coarsest_level)
+    raise ValueError(f"top block {kind!r} is not valid; valid: {', '.join(TOP_BLOCKS)}")
+
+
+def check_head_features(cfg, neck) -> None:
+    """Every level the config's heads read is an output of ``neck``: a clear error at build
+    time, instead of a ``KeyError`` inside a head."""
+    outputs = list(neck.output_shape())
+    for key in HEAD_FEATURE_KEYS.get(cfg.MODEL.META_ARCHITECTURE, ()):
+        node = cfg
+        for part in key.split(".")[:-1]:
+            node = node.get(part, None) if node is not None else None
+        requested = list(node.get(key.rsplit(".", 1)[1], ()) if node is not None else ())
+        missing = [name for name in requested if name not in outputs]
+        if missing:
+            raise ValueError(
+                f"{key}: {', '.join(missing)} not among the outputs of {cfg.MODEL.BACKBONE.NAME} "
+                f"({', '.join(outputs)}, with MODEL.BACKBONE.CONFIG.TOP_BLOCK {top_block_kind(cfg)}); "
+                f"valid: a selection of {', '.join(outputs)}"
+            )
+
+
 def build_fpn(bottom_up, cfg):
-    """The FPN variant: detectron2's FPN over ``bottom_up`` with a max-pooled extra level
-    on top of its coarsest level, or, for one input feature (single-scale models), a
-    simple feature pyramid."""
+    """The FPN variant: detectron2's FPN over ``bottom_up``, or, for one input feature
+    (single-scale models), a simple feature pyramid, with the top levels the
+    meta-architecture's heads read (:func:`top_block_kind`)."""
     requested = list(cfg.MODEL.FPN.IN_FEATURES) or list(bottom_up.FPN_IN_FEATURES)
+    kind = top_block_kind(cfg)
+    out_channels = cfg.MODEL.FPN.OUT_CHANNELS
     if len(requested) == 1:
-        return SimpleFeaturePyramid(
+        neck = SimpleFeaturePyramid(
             bottom_up,
             requested[0],
-            out_channels=cfg.MODEL.FPN.OUT_CHANNELS,
+            out_channels=out_channels,
             norm=cfg.MODEL.FPN.NORM,
+            top_block=top_block("p6p7_fpn" if kind == "p6p7" else kind, "", 0, "p5", out_channels),
         )
-    coarsest = max(
-        bottom_up.output_shape()[name].stride for name in fpn_levels(bottom_up, requested)
-    )
-    return TimmFPN(
-        bottom_up=bottom_up,
-        in_features=requested,
-        out_channels=cfg.MODEL.FPN.OUT_CHANNELS,
-        norm=cfg.MODEL.FPN.NORM,
-        top_block=TopLevelMaxPool(in_feature=f"p{_log2(coarsest)}"),
-        fuse_type=cfg.MODEL.FPN.FUSE_TYPE,
-    )
+    else:
+        shapes = bottom_up.output_shape()
+        coarsest = fpn_levels(bottom_up, requested)[-1]
+        neck = TimmFPN(
+            bottom_up=bottom_up,
+            in_features=requested,
+            out_channels=out_channels,
+            norm=cfg.MODEL.FPN.NORM,
+            top_block=top_block(
+                kind,
+                coarsest,
+                shapes[coarsest].channels,
+                f"p{_log2(shapes[coarsest].stride)}",
+                out_channels,
+            ),
+            fuse_type=cfg.MODEL.FPN.FUSE_TYPE,
+        )
+    check_head_features(cfg, neck)
+    return neck

@@ -12,7 +12,7 @@ is not (a patch-14 or stride-7 model), each level is resampled to exactly
 """
 
 import math
-from typing import Dict, Optional, Sequence
+from typing import Dict, Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as F
@@ -41,6 +41,19 @@ def _norm(kind: str, channels: int) -> Optional[nn.Module]:
     )
 
 
+class _MaxPoolLevel(nn.Module):
+    """One level above ``in_feature`` by max-pooling (detectron2's ``LastLevelMaxPool``)."""
+
+    num_levels = 1
+
+    def __init__(self, in_feature: str):
+        super().__init__()
+        self.in_feature = in_feature
+
+    def forward(self, x: torch.Tensor):
+        return [F.max_pool2d(x, kernel_size=1, stride=2, padding=0)]
+
+
 class SimpleFeaturePyramid(Backbone):
     """p2..p5 (and p6) from the single feature ``in_feature`` of ``bottom_up``."""
 
@@ -51,8 +64,15 @@ class SimpleFeaturePyramid(Backbone):
         out_channels: int = 256,
         strides: Sequence[int] = (4, 8, 16, 32),
         norm: str = "LN",
-        top_block: bool = True,
+        top_block: Union[bool, nn.Module, None] = True,
     ):
+        """
+        Args:
+            top_block: levels above the coarsest, as detectron2's FPN takes them: a module
+                with ``num_levels`` and ``in_feature`` (one of this pyramid's levels, such
+                as ``LastLevelP6P7(256, 256, in_feature="p5")``); True for one max-pooled
+                level (``p6``); False or None for none.
+        """
         super().__init__()
         shapes = bottom_up.output_shape()
         if in_feature not in shapes:
@@ -92,12 +112,20 @@ class SimpleFeaturePyramid(Backbone):
                 ),
             ]
             self.stages.append(nn.Sequential(*[layer for layer in layers if layer is not None]))
-        self._top_block = top_block
         names = [f"p{int(math.log2(s))}" for s in self._strides]
+        if top_block is True:
+            top_block = _MaxPoolLevel(names[-1])
+        top_block = top_block if isinstance(top_block, nn.Module) else None
+        if top_block is not None and top_block.in_feature not in names:
+            raise ValueError(
+                f"the top block reads {top_block.in_feature!r}, which the simple pyramid does not give; "
+                f"valid: {', '.join(names)}"
+            )
+        self.top_block = top_block
         all_strides = list(self._strides)
-        if top_block:
-            names.append(f"p{int(math.log2(self._strides[-1])) + 1}")
-            all_strides.append(self._strides[-1] * 2)
+        for _ in range(self.top_block.num_levels if self.top_block is not None else 0):
+            names.append(f"p{int(math.log2(all_strides[-1])) + 1}")
+            all_strides.append(all_strides[-1] * 2)
         self._out_features = names
         self._out_feature_strides = dict(zip(names, all_strides))
         self._out_feature_channels = {name: out_channels for name in names}
@@ -126,8 +154,10 @@ class SimpleFeaturePyramid(Backbone):
             if tuple(out.shape[-2:]) != size:
                 out = F.interpolate(out, size=size, mode="bilinear", align_corners=False)
             results.append(out)
-        if self._top_block:
-            results.append(F.max_pool2d(results[-1], kernel_size=1, stride=2, padding=0))
+        if self.top_block is not None:
+            results.extend(
+                self.top_block(results[self._out_features.index(self.top_block.in_feature)])
+            )
         return fit_to_input(
             dict(zip(self._out_features, results)), self._out_feature_strides, height, width
         )

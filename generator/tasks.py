@@ -1,0 +1,220 @@
+"""The detectron2 tasks a model can be seeded for (``d2timm-gen seed MODEL --task TASK``).
+
+Each task follows one of detectron2's own model-zoo configs: its seed holds the keys that
+config sets on top of detectron2's Mask R-CNN FPN base, and the levels its heads read,
+computed from the model's FPN levels. A YAML seed ``_BASE_``s the model's own
+``<model>_fpn.yaml``, so the backbone's facts stay stated once; a LazyConfig seed starts
+from the zoo's LazyConfig and swaps its backbone.
+
+Pure data and small pure functions: no torch, no timm, no detectron2.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Dict, List, Sequence, Tuple
+
+from .spec import ModelSpec, SpecError
+
+__all__ = [
+    "FORMATS",
+    "REQUEST_PATTERN",
+    "TASKS",
+    "Task",
+    "TaskLevels",
+    "check_request",
+    "parse_request",
+    "request",
+    "retinanet_anchor_sizes",
+    "seed_file",
+    "seed_path",
+    "task_levels",
+]
+
+FORMATS = ("yaml", "py")
+#: A seed request recorded in the manifest's selection: ``MODEL:TASK:FORMAT``.
+REQUEST_PATTERN = re.compile(r"(?P<model>[a-z][a-z0-9_]{0,99}):(?P<task>[a-z][a-z0-9_]{0,31}):(?P<fmt>yaml|py)\Z")
+
+#: RetinaNet and FCOS read the FPN from stride 8 (detectron2's ``res3``) upwards.
+ONE_STAGE_MIN_STRIDE = 8
+#: RetinaNet's anchors: three scales per octave from 4x each level's stride (detectron2's
+#: ``[[x, x * 2 ** (1 / 3), x * 2 ** (2 / 3)] for x in [32, 64, 128, 256, 512]]``).
+RETINANET_SCALES = (0.0, 1.0 / 3, 2.0 / 3)
+RETINANET_ANCHOR_PER_STRIDE = 4
+
+
+@dataclass(frozen=True)
+class Task:
+    """One detectron2 task: the zoo configs it follows and how its heads read the FPN."""
+
+    name: str
+    summary: str
+    heads: str  # "rcnn", "one_stage" or "semantic": which levels the heads read
+    zoo_yaml: str = ""  # the model-zoo YAML config it follows ("" if none)
+    zoo_py: str = ""  # the model-zoo LazyConfig it follows ("" if none)
+    requires: str = ""  # what else it needs, said by `seed --list` and in the seed
+
+    @property
+    def formats(self) -> Tuple[str, ...]:
+        return tuple(fmt for fmt, zoo in (("yaml", self.zoo_yaml), ("py", self.zoo_py)) if zoo)
+
+
+TASKS: Dict[str, Task] = {
+    task.name: task
+    for task in (
+        Task(
+            "cascade_mask_rcnn",
+            "Cascade Mask R-CNN",
+            "rcnn",
+            zoo_yaml="Misc/cascade_mask_rcnn_R_50_FPN_1x.yaml",
+        ),
+        Task(
+            "faster_rcnn",
+            "Faster R-CNN (boxes only)",
+            "rcnn",
+            zoo_yaml="COCO-Detection/faster_rcnn_R_50_FPN_1x.yaml",
+        ),
+        Task(
+            "fcos",
+            "FCOS (anchor-free one-stage detector)",
+            "one_stage",
+            zoo_py="COCO-Detection/fcos_R_50_FPN_1x.py",
+            requires="detectron2 main (v0.6 has no FCOS)",
+        ),
+        Task(
+            "keypoint_rcnn",
+            "Keypoint R-CNN (COCO person keypoints)",
+            "rcnn",
+            zoo_yaml="COCO-Keypoints/keypoint_rcnn_R_50_FPN_1x.yaml",
+            zoo_py="COCO-Keypoints/keypoint_rcnn_R_50_FPN_1x.py",
+        ),
+        Task(
+            "lvis_mask_rcnn",
+            "Mask R-CNN on LVIS v1 (repeat-factor sampling)",
+            "rcnn",
+            zoo_yaml="LVISv1-InstanceSegmentation/mask_rcnn_R_50_FPN_1x.yaml",
+        ),
+        Task(
+            "mask_rcnn",
+            "Mask R-CNN (the seeds `generate` writes: <model>_fpn.yaml, <model>_mask_rcnn.py)",
+            "rcnn",
+            zoo_yaml="COCO-InstanceSegmentation/mask_rcnn_R_50_FPN_1x.yaml",
+            zoo_py="new_baselines/mask_rcnn_R_50_FPN_100ep_LSJ.py",
+        ),
+        Task(
+            "panoptic_fpn",
+            "Panoptic FPN (instances and stuff)",
+            "rcnn",
+            zoo_yaml="COCO-PanopticSegmentation/panoptic_fpn_R_50_1x.yaml",
+            zoo_py="COCO-PanopticSegmentation/panoptic_fpn_R_50_1x.py",
+        ),
+        Task(
+            "retinanet",
+            "RetinaNet (one-stage detector, P3-P7)",
+            "one_stage",
+            zoo_yaml="COCO-Detection/retinanet_R_50_FPN_1x.yaml",
+            zoo_py="COCO-Detection/retinanet_R_50_FPN_1x.py",
+        ),
+        Task(
+            "semantic_fpn",
+            "Semantic FPN (semantic segmentation, COCO stuff)",
+            "semantic",
+            zoo_yaml="Misc/semantic_R_50_FPN_1x.yaml",
+        ),
+    )
+}
+
+
+def request(model: str, task: str, fmt: str) -> str:
+    return f"{model}:{task}:{fmt}"
+
+
+def check_request(model: str, task: str, fmt: str) -> str:
+    """The request string for a valid (model, task, format); SpecError naming the bad
+    value and the valid ones otherwise."""
+    if task not in TASKS:
+        raise SpecError(f"unknown task {task!r}; valid: {', '.join(sorted(TASKS))}")
+    if fmt not in TASKS[task].formats:
+        raise SpecError(
+            f"task {task} has no {fmt} seed (detectron2's model zoo has none to follow); valid: "
+            f"{', '.join(TASKS[task].formats)}"
+        )
+    text = request(model, task, fmt)
+    if not REQUEST_PATTERN.match(text):
+        raise SpecError(f"invalid seed request {text!r}")
+    return text
+
+
+def parse_request(text: str) -> Tuple[str, str, str]:
+    match = REQUEST_PATTERN.match(text)
+    if not match:
+        raise SpecError(f"seed request {text!r} in the manifest is not MODEL:TASK:FORMAT")
+    model, task, fmt = match.group("model", "task", "fmt")
+    check_request(model, task, fmt)
+    return model, task, fmt
+
+
+def seed_file(family: str, model: str, task: str, fmt: str) -> str:
+    """Where a task seed lives, relative to the configs folder. Mask R-CNN's are the
+    seeds ``generate`` writes for every model."""
+    if task == "mask_rcnn":
+        return f"{family}/{model}_fpn.yaml" if fmt == "yaml" else f"{family}/{model}_mask_rcnn.py"
+    return f"{family}/{model}_{task}.{fmt}"
+
+
+def seed_path(spec: ModelSpec, task: str, fmt: str) -> str:
+    return seed_file(spec.family, spec.name, task, fmt)
+
+
+@dataclass(frozen=True)
+class TaskLevels:
+    """What a task's neck and heads read for one model."""
+
+    fpn_in_features: Tuple[str, ...]  # MODEL.FPN.IN_FEATURES
+    head_levels: Tuple[int, ...]  # log2 strides of the levels the heads read
+    top_levels: int  # how many of those the top block adds
+
+    @property
+    def head_features(self) -> List[str]:
+        return [f"p{k}" for k in self.head_levels]
+
+    @property
+    def strides(self) -> List[int]:
+        return [2**k for k in self.head_levels]
+
+
+def _pyramid_levels(spec: ModelSpec, fpn_in_features: Sequence[str]) -> List[int]:
+    """log2 strides of the pyramid levels (before the top block) over ``fpn_in_features``."""
+    if spec.pyramid == "simple":
+        return [2, 3, 4, 5]
+    return [spec.feature(name).stride.bit_length() - 1 for name in fpn_in_features]
+
+
+def task_levels(spec: ModelSpec, task: str) -> TaskLevels:
+    """The FPN inputs and head levels of ``task`` for ``spec``: R-CNN heads and semantic
+    heads read every FPN level (R-CNN's RPN also the max-pooled one on top); one-stage
+    detectors read the levels from stride 8 and two more from P6/P7 (detectron2 builds
+    them on ``res3``..``res5``)."""
+    kind = TASKS[task].heads
+    inputs = tuple(spec.fpn_in_features)
+    if kind == "one_stage" and spec.pyramid == "fpn":
+        coarse = tuple(n for n in inputs if spec.feature(n).stride >= ONE_STAGE_MIN_STRIDE)
+        inputs = coarse if len(coarse) >= 2 else inputs
+    levels = _pyramid_levels(spec, inputs)
+    if kind == "one_stage":
+        levels = [k for k in levels if 2**k >= ONE_STAGE_MIN_STRIDE] or levels
+        top = 2
+    else:
+        top = 1
+    return TaskLevels(inputs, tuple(levels + [levels[-1] + i for i in range(1, top + 1)]), top)
+
+
+def retinanet_anchor_sizes(levels: TaskLevels) -> List[List[float]]:
+    sizes = []
+    for stride in levels.strides:
+        base = RETINANET_ANCHOR_PER_STRIDE * stride
+        sizes.append([base * 2**scale if scale else base for scale in RETINANET_SCALES])
+    return sizes
+
+
