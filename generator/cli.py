@@ -272,14 +272,14 @@ def check(patterns, output, package, jobs, fresh, timeout, fmt, diff) -> None:
 def _task_listing() -> str:
     rows = []
     for name, task in sorted(TASKS.items()):
-        needs = f"; needs {task.requires}" if task.requires else ""
-        rows.append(f"{name:<18} {task.summary} [{', '.join(task.formats)}] (zoo: {task.zoo_yaml or task.zoo_py}{needs})")
+        zoo = " and ".join(path for path in (task.zoo_yaml, task.zoo_py) if path)
+        rows.append(f"{name:<18} {task.summary} [{', '.join(task.formats)}] (zoo: {zoo})")
     return "\n".join(rows)
 
 
 @main.command()
-@click.argument("model", required=False)
-@click.option("--task", "-t", "task", default=None, help="The detectron2 task (see --list).")
+@click.argument("models", nargs=-1)
+@click.option("--task", "-t", "tasks", multiple=True, help="A detectron2 task (see --list); repeatable.")
 @click.option(
     "--format",
     "fmt",
@@ -291,55 +291,63 @@ def _task_listing() -> str:
 @_package_option
 @click.option("--list", "list_tasks", is_flag=True, help="List the tasks and exit.")
 @click.option("--lock-timeout", type=float, default=600, show_default=True, help="Seconds to wait for another run.")
-def seed(model, task, fmt, output, package, list_tasks, lock_timeout) -> None:
-    """Write a user-owned config for MODEL and a detectron2 TASK, after detectron2's own
-    model-zoo config for it, to OUTPUT/configs/<family>/<model>_<task>.<format>.
+def seed(models, tasks, fmt, output, package, list_tasks, lock_timeout) -> None:
+    """Write a user-owned config for each MODEL and detectron2 --task, after detectron2's
+    own model-zoo config for the task, to OUTPUT/configs/<family>/<model>_<task>.<format>.
 
-    MODEL must be generated in OUTPUT/PACKAGE. The request is recorded in the manifest:
-    regeneration keeps the seed, never overwrites it once edited, and `check` reports it
-    STALE_SEED when its default changes.
+    Each MODEL must be generated in OUTPUT/PACKAGE. The request is recorded in the
+    manifest: regeneration keeps the seed, never overwrites it once edited, and `check`
+    reports it STALE_SEED when its default changes. Nothing is written when a model or a
+    task is unknown.
     """
     if list_tasks:
         click.echo(_task_listing())
         return
     try:
-        if not model or not task:
-            raise click.UsageError(f"name a MODEL and a --task; tasks:\n{_task_listing()}")
-        check_request("model", task, fmt)  # the task and format first: a typo lists the valid ones
-        check_identifier(model)
+        if not models or not tasks:
+            raise click.UsageError(f"name a MODEL and a --task; the tasks:\n{_task_listing()}")
+        for task in tasks:  # the task and format first: a typo lists the valid ones
+            check_request("model", task, fmt)
         manifest = read_manifest(output, package)
         if manifest is None:
             raise SpecError(f"no generated package at {output / package} (no {package}/MANIFEST.json); run generate first")
-        models = manifest.get("models", {})
-        if model not in models:
-            import difflib
-
-            if model in manifest.get("excluded", {}):
-                raise SpecError(f"{model} is excluded from {package}: {manifest['excluded'][model]['reason']}")
-            close = difflib.get_close_matches(model, sorted(models), n=5, cutoff=0.6)
-            hint = f"; did you mean: {', '.join(close)}?" if close else ""
-            raise SpecError(
-                f"unknown model {model!r}: not one of the {len(models)} models of {package} "
-                f"(`d2timm-gen list` shows them; `d2timm-gen generate {model}` adds one){hint}"
-            )
+        for model in models:
+            _check_generated(model, manifest, package)
         import_plugins(Selection.from_dict(manifest.get("selection", {})).imports)
+        # Mask R-CNN's seeds are written for every model: nothing to record.
+        requests = tuple(check_request(m, t, fmt) for m in models for t in tasks if t != "mask_rcnn")
         with locked(output, lock_timeout, on_wait=lambda p: click.echo(f"waiting for lock {p} ...", err=True)):
-            # Mask R-CNN's seeds are written for every model: nothing to record.
-            requests = () if task == "mask_rcnn" else (check_request(model, task, fmt),)
             outcome = _plan(output, package, Selection(seeds=requests))
-            changes = write_plan(outcome.plan, output, outcome.manifest)
+            changes = {c.path: c.kind for c in write_plan(outcome.plan, output, outcome.manifest)}
     except USER_ERRORS as exc:
         _fail(str(exc))
-    relative = seed_file(manifest["models"][model]["facts"]["family"], model, task, fmt)
-    path = output / "configs" / relative
-    status = next((c.kind for c in changes if c.path == f"configs/{relative}"), None)
-    zoo = TASKS[task].zoo_yaml if fmt == "yaml" else TASKS[task].zoo_py
-    if status == STALE_SEED:
-        click.secho(f"{STALE_SEED} {path}: you edited it and its default changed; kept yours", fg="yellow", err=True)
-    elif status is None:
-        click.echo(f"{path}: already seeded, unchanged ({TASKS[task].summary}, after detectron2's {zoo})")
-    else:
-        click.echo(f"{path}: written ({TASKS[task].summary}, after detectron2's {zoo})")
+    for model in models:
+        for task in tasks:
+            relative = f"configs/{seed_file(manifest['models'][model]['facts']['family'], model, task, fmt)}"
+            zoo = TASKS[task].zoo_yaml if fmt == "yaml" else TASKS[task].zoo_py
+            status = changes.get(relative)
+            if status == STALE_SEED:
+                click.secho(f"{STALE_SEED} {output / relative}: you edited it and its default changed; kept yours", fg="yellow", err=True)
+            else:
+                done = "already seeded, unchanged" if status is None else "written"
+                click.echo(f"{output / relative}: {done} ({TASKS[task].summary}, after detectron2's {zoo})")
+
+
+def _check_generated(model: str, manifest, package: str) -> None:
+    check_identifier(model)
+    generated = manifest.get("models", {})
+    if model in generated:
+        return
+    if model in manifest.get("excluded", {}):
+        raise SpecError(f"{model} is excluded from {package}: {manifest['excluded'][model]['reason']}")
+    import difflib
+
+    close = difflib.get_close_matches(model, sorted(generated), n=5, cutoff=0.6)
+    hint = f"; did you mean: {', '.join(close)}?" if close else ""
+    raise SpecError(
+        f"unknown model {model!r}: not one of the {len(generated)} models of {package} "
+        f"(`d2timm-gen list` lists timm's; `d2timm-gen generate {model}` adds one){hint}"
+    )
 
 
 @main.command()

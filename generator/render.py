@@ -147,6 +147,12 @@ def input_rule(spec: ModelSpec) -> str:
     if spec.fpn_size_divisibility != spec.size_divisibility:
         divisibility += f" ({spec.fpn_size_divisibility} for the FPN variant)"
     padded_once = f"Its {divisibility}: detectron2 pads each batch to that, so the backbone's own padding copies nothing."
+    if spec.fpn_size_divisibility % spec.size_divisibility:
+        padded_once = (
+            f"Its {divisibility}: detectron2 pads each batch to that. The simple pyramid asks for multiples of "
+            f"{spec.fpn_size_divisibility}, on which each of its levels is exactly twice the next (detectron2's "
+            "semantic heads add them); its backbone then pads once more, to what the model needs."
+        )
     if not facts.fixed_input_size:
         needs = ""
         if facts.input_multiple > max(f.stride for f in spec.features):

@@ -343,17 +343,21 @@ def _size_divisibility(facts: ModelFacts, strides: Tuple[int, ...]) -> int:
 
 def _fpn_size_divisibility(divisibility: int, pyramid: str, fpn_strides: Tuple[int, ...]) -> int:
     """detectron2's FPN pads to its coarsest input stride. The simple pyramid reaches
-    stride 32 by pooling a power-of-two stride (exact on multiples of 32), or resamples a
-    stride that is not one to exactly ceil(input / 32) (any size)."""
+    stride 32 by pooling a power-of-two stride (exact on multiples of 32 and of what the
+    backbone needs). A stride that is not a power of two (patch 14, stride 7) is resampled
+    to each level: on multiples of 32 every level is then exactly twice the next, as
+    detectron2's semantic heads need when they add them, and the backbone pads the rest of
+    what it needs inside."""
     top = max(fpn_strides)
     if pyramid == "simple":
-        top = SIMPLE_PYRAMID_TOP if _is_power_of_two(top) else 1
+        return math.lcm(divisibility, SIMPLE_PYRAMID_TOP) if _is_power_of_two(top) else SIMPLE_PYRAMID_TOP
     return math.lcm(divisibility, top)
 
 
 def _test_size(facts: ModelFacts, divisibility: int) -> Tuple[int, int]:
     """detectron2's 800/1333 for models that take any size; a fixed-size model's side
-    (the largest that fits once detectron2 pads the batch), square-padded as in ViTDet."""
+    (the largest that fits once detectron2 pads the batch to the FPN variant's
+    ``divisibility``), square-padded as in ViTDet."""
     if not facts.fixed_input_size:
         return DETECTRON2_TEST_SIZE
     side = min(facts.build_size) // divisibility * divisibility
@@ -387,6 +391,7 @@ def make_spec(facts: ModelFacts, out_features: Optional[Tuple[str, ...]] = None)
     if pyramid == "simple":
         fpn = (out_features[-1],)
     divisibility = _size_divisibility(facts, strides)
+    fpn_divisibility = _fpn_size_divisibility(divisibility, pyramid, tuple(by_name[n].stride for n in fpn))
     return ModelSpec(
         facts=facts,
         features=features,
@@ -394,7 +399,7 @@ def make_spec(facts: ModelFacts, out_features: Optional[Tuple[str, ...]] = None)
         fpn_in_features=fpn,
         pyramid=pyramid,
         size_divisibility=divisibility,
-        fpn_size_divisibility=_fpn_size_divisibility(divisibility, pyramid, tuple(by_name[n].stride for n in fpn)),
-        test_size=_test_size(facts, divisibility),
+        fpn_size_divisibility=fpn_divisibility,
+        test_size=_test_size(facts, fpn_divisibility),
         naming=naming,
     )

@@ -53,7 +53,6 @@ class Task:
     heads: str  # "rcnn", "one_stage" or "semantic": which levels the heads read
     zoo_yaml: str = ""  # the model-zoo YAML config it follows ("" if none)
     zoo_py: str = ""  # the model-zoo LazyConfig it follows ("" if none)
-    requires: str = ""  # what else it needs, said by `seed --list` and in the seed
 
     @property
     def formats(self) -> Tuple[str, ...]:
@@ -80,7 +79,6 @@ TASKS: Dict[str, Task] = {
             "FCOS (anchor-free one-stage detector)",
             "one_stage",
             zoo_py="COCO-Detection/fcos_R_50_FPN_1x.py",
-            requires="detectron2 main (v0.6 has no FCOS)",
         ),
         Task(
             "keypoint_rcnn",

@@ -420,7 +420,7 @@ def probe_catalog_model(model: str, family: str, root: Path = ROOT, package: str
                 seen.clear()
                 maps = net.backbone(images.tensor)
                 assert {n: tuple(t.shape) for n, t in maps.items()} == expect(shapes, *padded), (model, size, padded)
-                if not plain.INPUT_PAD:
+                if not plain.INPUT_PAD and fpn.size_divisibility % plain.size_divisibility == 0:
                     assert seen == [padded], f"{model}: detectron2 padded to {padded}, the backbone padded again to {seen}"
             # DETR-style: pad only to the batch's largest image
             sizes = [not_a_multiple(config_test_size(cfg, size)) for size in DETR_BATCH]
@@ -445,6 +445,86 @@ def probe_catalog_model(model: str, family: str, root: Path = ROOT, package: str
     assert plain_cfg.INPUT == cfg.INPUT
     assert list(plain_cfg.MODEL.RPN.IN_FEATURES) == [cls.OUT_FEATURES[-1]]
     probe_lazy_seed(model, family, cfg, root, device, bottom_up=plain)
+    for task in CATALOG_TASKS:
+        probe_task_seed(model, family, task, plain, cfg, root, package, device)
+
+
+#: The tasks besides Mask R-CNN the catalog probe builds every model into, from the seeds
+#: `d2timm-gen seed` writes: a one-stage detector reading P3-P7 and a segmentation head.
+CATALOG_TASKS = ("retinanet", "panoptic_fpn")
+
+
+def task_seed_config(model: str, family: str, task: str, root: Path = ROOT, package: str = "generated", overrides=()):
+    """The detectron2 config of ``model``'s YAML seed for ``task``, as `d2timm-gen seed`
+    renders it (from the manifest's spec), on top of the model's FPN seed in ``root``."""
+    import tempfile
+
+    from detectron2.config import get_cfg
+
+    from generator.render import render_task_seed
+    from generator.spec import ModelFacts, make_spec
+
+    generated = __import__(package)
+    spec = make_spec(ModelFacts.from_dict(manifest_of(Path(root) / package)["models"][model]["facts"]))
+    ((path, text),) = render_task_seed(spec, task, "yaml", package).items()
+    base = f'_BASE_: "{model}_fpn.yaml"'
+    assert base in text, text
+    text = text.replace(base, f'_BASE_: "{Path(root) / "configs" / family / f"{model}_fpn.yaml"}"')
+    cfg = get_cfg()
+    generated.add_timm_config(cfg)
+    with tempfile.TemporaryDirectory() as scratch:
+        seed = Path(scratch) / Path(path).name
+        seed.write_text(text)
+        cfg.merge_from_file(str(seed))
+    if overrides:
+        cfg.merge_from_list([str(v) if not isinstance(v, str) else v for v in overrides])
+    return cfg
+
+
+def probe_task_seed(model, family, task, bottom_up, fpn_cfg, root: Path = ROOT, package: str = "generated", device="meta"):
+    """``model``'s seed for ``task`` builds into detectron2's meta-architecture through
+    ``build_model`` (the generated backbone ``bottom_up`` reused, since the seed keeps the
+    FPN seed's backbone keys, ``fpn_cfg``'s); an image after the seed's own test resize goes through the
+    detector's ``preprocess_image``, its neck and its heads: every level a head reads, of
+    ceil(padded / stride); a semantic map, cropped back, of the image's size."""
+    from unittest import mock
+
+    import torch
+    from detectron2.modeling import BACKBONE_REGISTRY
+    from detectron2.modeling.postprocessing import sem_seg_postprocess
+
+    small = [] if device == "meta" else ["INPUT.MIN_SIZE_TEST", REAL_TENSOR_TEST_SIZE[0], "INPUT.MAX_SIZE_TEST", REAL_TENSOR_TEST_SIZE[1]]
+    cfg = task_seed_config(model, family, task, root, package, overrides=small)
+    runtime = importlib_module(f"{package}.runtime")
+    assert cfg.MODEL.BACKBONE.CONFIG.OUT_FEATURES == fpn_cfg.MODEL.BACKBONE.CONFIG.OUT_FEATURES
+    reuse = {cfg.MODEL.BACKBONE.NAME: lambda cfg, input_shape: runtime.build_fpn(bottom_up, cfg)}
+    with mock.patch.dict(BACKBONE_REGISTRY._obj_map, reuse):
+        net = build_meta_model(cfg, device)
+    meta = cfg.MODEL.META_ARCHITECTURE
+    read = list(cfg.MODEL.RETINANET.IN_FEATURES) if meta == "RetinaNet" else list(cfg.MODEL.RPN.IN_FEATURES)
+    shapes = net.backbone.output_shape()
+    assert set(read) <= set(shapes), (model, task, read, list(shapes))
+    h, w = config_test_size(cfg, USER_IMAGES[0])
+    with shape_only(), torch.no_grad():
+        images = net.preprocess_image([{"image": torch.zeros(3, h, w, device=device)}])
+        padded = images.tensor.shape[-2:]
+        maps = net.backbone(images.tensor)
+        for name in read:
+            assert tuple(maps[name].shape) == (1, FPN_CHANNELS, ceil_div(padded[0], shapes[name].stride), ceil_div(padded[1], shapes[name].stride)), (model, task, name)
+        if meta == "RetinaNet":
+            logits, deltas = net.head([maps[name] for name in read])
+            assert [tuple(t.shape[-2:]) for t in logits] == [tuple(maps[name].shape[-2:]) for name in read]
+        if meta == "PanopticFPN":
+            semantic, _ = net.sem_seg_head(maps)
+            assert tuple(semantic.shape[-2:]) == tuple(padded), (model, tuple(semantic.shape), tuple(padded))
+            result = sem_seg_postprocess(semantic[0], (h, w), h, w)
+            assert tuple(result.shape) == (cfg.MODEL.SEM_SEG_HEAD.NUM_CLASSES, h, w)
+
+
+def importlib_module(name: str):
+    import importlib
+
+    return importlib.import_module(name)
 
 
 @functools.lru_cache(maxsize=None)

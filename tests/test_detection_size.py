@@ -312,8 +312,12 @@ def test_any_img_size_the_config_accepts_builds_and_runs(model, family):
     assert fpn.bottom_up.img_size == side
     image = torch.zeros(3, min(600, side), min(800, side), device="meta")
     batch = ImageList.from_tensors([image], fpn.size_divisibility).tensor
-    assert tuple(batch.shape[-2:]) == (side, side)
+    height, width = batch.shape[-2:]
+    seen = []
+    hook = fpn.bottom_up.body.register_forward_pre_hook(lambda module, args: seen.append(tuple(args[0].shape[-2:])))
     with shape_only(), torch.no_grad():
         maps = fpn(batch)
-    expected = {n: (1, s.channels, -(-side // s.stride), -(-side // s.stride)) for n, s in fpn.output_shape().items()}
+    hook.remove()
+    assert seen == [(side, side)]  # timm's model runs at the side it is built at
+    expected = {n: (1, s.channels, -(-height // s.stride), -(-width // s.stride)) for n, s in fpn.output_shape().items()}
     assert {n: tuple(t.shape) for n, t in maps.items()} == expected

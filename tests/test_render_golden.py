@@ -154,7 +154,7 @@ YAML_FACTS = {
         pixel=PIXEL_IMAGENET,
         fixed=True,
         img_size=1200,  # the first multiple of 240 at or above 1024
-        limit=1200,
+        limit=1184,  # the largest multiple of 32 (the simple pyramid's) that fits in 1200
     ),
     "mlp_mixer/toy_mixer": dict(
         modules=["blocks.11"],
@@ -504,7 +504,7 @@ def test_support_matrix(rendered):
         "built at 1024x1024 (IMG_SIZE, multiple of 32; pretrained 224x224, resampled at load: pos_embed)",
         "1024x1024 square",
     ]
-    assert rows["toy_crossvit"][6] == "1200x1200 square"
+    assert rows["toy_crossvit"][6] == "1184x1184 square"  # built at 1200; its pyramid pads to multiples of 32
     assert rows["toy_mixer"][5].startswith("fixed at 224x224: its parameter blocks.*.mlp_tokens.fc1.weight is sized")
     assert rows["toy_mixer"][6] == "224x224 square"
     assert rows["toy_inception"][5] == "any, padded to a multiple of 32 (padded by 64, cropped)"

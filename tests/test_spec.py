@@ -277,8 +277,10 @@ def test_a_fixed_size_model_built_at_a_detection_size_pads_to_that_square():
     spec = make_spec(golden_facts("pit_like"))
     assert spec.facts.build_size == (1024, 1024)
     assert (spec.size_divisibility, spec.fpn_size_divisibility, spec.test_size) == (1024, 1024, (1024, 1024))
-    crossvit = make_spec(golden_facts("crossvit_like"))  # a multiple of 240: 1200
-    assert (crossvit.size_divisibility, crossvit.fpn_size_divisibility, crossvit.test_size) == (1200, 1200, (1200, 1200))
+    # built at a multiple of 240, 1200: the simple pyramid resamples its stride-12/16 map
+    # on multiples of 32, and the largest that fits in 1200 is 1184
+    crossvit = make_spec(golden_facts("crossvit_like"))
+    assert (crossvit.size_divisibility, crossvit.fpn_size_divisibility, crossvit.test_size) == (1200, 32, (1184, 1184))
 
 
 def test_a_fixed_size_model_that_cannot_move_stays_at_its_pretrained_size():
@@ -298,7 +300,7 @@ def test_models_that_take_any_size_keep_detectron2s_test_size():
         ("resnet_like", 32, 32),  # FPN over res2..res5: its coarsest input, 32
         ("levit_like", 64, 64),  # FPN over res4..res6: 64
         ("vit_like", 16, 32),  # simple pyramid from stride 16: pooled to stride 32
-        ("sequencer_like", 28, 28),  # simple pyramid from stride 28: resampled, any size
+        ("sequencer_like", 28, 32),  # simple pyramid from stride 28: resampled on multiples of 32
     ],
 )
 def test_the_fpn_variant_pads_to_what_its_pyramid_needs(stem, plain, fpn):

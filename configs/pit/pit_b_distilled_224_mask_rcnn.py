@@ -29,10 +29,12 @@ train = recipe.train
 # One input size: timm has no dynamic input size for it, but builds it at other sizes.
 # Pretrained at 224x224, it is built at 1036x1036 for detection
 # (MODEL.BACKBONE.CONFIG.IMG_SIZE, any multiple of 28), and every input up to that size
-# is padded to it. Its size_divisibility is 1036: detectron2 pads each batch to that, so
-# the backbone's own padding copies nothing. A checkpoint saved at 224x224 loads through
-# PRETRAINED with these parameters resampled to the model's size (GRID_PARAMS,
-# runtime/resample.py): pos_embed (grid).
+# is padded to it. Its size_divisibility is 1036 (32 for the FPN variant): detectron2
+# pads each batch to that. The simple pyramid asks for multiples of 32, on which each of
+# its levels is exactly twice the next (detectron2's semantic heads add them); its
+# backbone then pads once more, to what the model needs. A checkpoint saved at 224x224
+# loads through PRETRAINED with these parameters resampled to the model's size
+# (GRID_PARAMS, runtime/resample.py): pos_embed (grid).
 image_size = 1036
 
 # A simple feature pyramid (ViTDet style) reads stage2 (stride 28), since no two levels
@@ -70,5 +72,5 @@ dataloader.train.mapper.augmentations = [
 ]
 dataloader.train.mapper.image_format = "RGB"
 dataloader.test.mapper.augmentations = [
-    L(T.ResizeShortestEdge)(short_edge_length=1036, max_size=1036),
+    L(T.ResizeShortestEdge)(short_edge_length=1024, max_size=1024),
 ]

@@ -27,8 +27,10 @@ optimizer = recipe.optimizer
 train = recipe.train
 
 # Any input size. The backbone pads each input (bottom and right) to a multiple of 14
-# and crops the maps to ceil(input / stride). Its size_divisibility is 14: detectron2
-# pads each batch to that, so the backbone's own padding copies nothing.
+# and crops the maps to ceil(input / stride). Its size_divisibility is 14 (32 for the
+# FPN variant): detectron2 pads each batch to that. The simple pyramid asks for
+# multiples of 32, on which each of its levels is exactly twice the next (detectron2's
+# semantic heads add them); its backbone then pads once more, to what the model needs.
 image_size = 1024
 
 # A simple feature pyramid (ViTDet style) reads stage3 (stride 14), since no two levels

@@ -8,9 +8,11 @@ and returns NCHW maps.
 One input size: timm has no dynamic input size for it, but builds it at other sizes.
 Pretrained at 408x408, it is built at 1224x1224 for detection
 (MODEL.BACKBONE.CONFIG.IMG_SIZE, any multiple of 204), and every input up to that size
-is padded to it. Its size_divisibility is 1224: detectron2 pads each batch to that, so
-the backbone's own padding copies nothing. A checkpoint saved at 408x408 loads through
-PRETRAINED with these parameters resampled to the model's size (GRID_PARAMS,
+is padded to it. Its size_divisibility is 1224 (32 for the FPN variant): detectron2 pads
+each batch to that. The simple pyramid asks for multiples of 32, on which each of its
+levels is exactly twice the next (detectron2's semantic heads add them); its backbone
+then pads once more, to what the model needs. A checkpoint saved at 408x408 loads
+through PRETRAINED with these parameters resampled to the model's size (GRID_PARAMS,
 runtime/resample.py): pos_embed_0 (tokens, 1 off the grid), pos_embed_1 (tokens, 1 off
 the grid).
 

@@ -6,9 +6,11 @@ Family eva; timm wraps it in FeatureGetterNet for ``features_only``
 and returns NCHW maps.
 
 Any input size. The backbone pads each input (bottom and right) to a multiple of 14 and
-crops the maps to ceil(input / stride). Its size_divisibility is 14: detectron2 pads
-each batch to that, so the backbone's own padding copies nothing. timm builds it with
-dynamic_img_pad=True, dynamic_img_size=True.
+crops the maps to ceil(input / stride). Its size_divisibility is 14 (32 for the FPN
+variant): detectron2 pads each batch to that. The simple pyramid asks for multiples of
+32, on which each of its levels is exactly twice the next (detectron2's semantic heads
+add them); its backbone then pads once more, to what the model needs. timm builds it
+with dynamic_img_pad=True, dynamic_img_size=True.
 
 Strides measured by a probe forward at 268x328; stage<i> is timm's feature level i (strides are not distinct powers of two).
 

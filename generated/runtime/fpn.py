@@ -24,6 +24,7 @@ from .padding import fit_to_input, pad_to, padded_size, padding_constraints
 from .pyramid import SimpleFeaturePyramid
 
 __all__ = [
+    "GroupNorm32",
     "LastLevelP6P7",
     "SimpleFeaturePyramid",
     "TOP_BLOCKS",
@@ -80,6 +81,16 @@ def fpn_levels(bottom_up, in_features: Sequence[str]) -> Sequence[str]:
             f"each twice the previous. Valid for this model: {', '.join(valid) or 'none'}"
         )
     return ordered
+
+
+class GroupNorm32(torch.nn.GroupNorm):
+    """detectron2's ``"GN"`` (32 groups) as a class, for heads that probe their norm on one
+    channel: detectron2's ``RetinaNetHead`` (and so ``FCOSHead``, whose config asks for
+    GN) calls ``get_norm(norm, 1)`` to read its type, which recent torch refuses for 32
+    groups. On one channel this takes one group; on the head's 256 channels it is "GN"."""
+
+    def __init__(self, num_channels: int):
+        super().__init__(math.gcd(32, num_channels), num_channels)
 
 
 class TopLevelMaxPool(LastLevelMaxPool):

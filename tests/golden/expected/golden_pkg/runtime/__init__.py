@@ -6,13 +6,14 @@ needs torch, timm and detectron2 only. Do not edit: regenerate.
 
 from .backbone import Feature, TimmBackbone
 from .config import add_timm_config
-from .fpn import LastLevelP6P7, TimmFPN, TopLevelMaxPool, build_fpn
+from .fpn import GroupNorm32, LastLevelP6P7, TimmFPN, TopLevelMaxPool, build_fpn
 from .pyramid import SimpleFeaturePyramid
 from .registry import register_backbone
 from .resample import GridParam
 
 __all__ = [
     "Feature",
+    "GroupNorm32",
     "GridParam",
     "LastLevelP6P7",
     "SimpleFeaturePyramid",

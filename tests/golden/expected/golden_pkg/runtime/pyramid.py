@@ -3,11 +3,11 @@
 Single-scale models (ViT, DeiT, BEiT, EVA, CaiT, XCiT, ...) and models whose strides do
 not suit detectron2's FPN give one map. This pyramid turns it into p2..p5 at strides 4,
 8, 16 and 32 (and p6 at 64 by max-pooling), with transposed convolutions up and pooling
-down as in ViTDet (Li et al., 2022). When the input stride is a power of two, the input
-is padded to a multiple of the coarsest stride, so every level is exactly input / stride,
-and the maps are then fitted to ``ceil(input / stride)`` (``runtime/padding.py``). When it
-is not (a patch-14 or stride-7 model), each level is resampled to exactly
-``ceil(input / stride)``, so the strides stay powers of two. detectron2 v0.6 has no
+down as in ViTDet (Li et al., 2022). The input is padded to a multiple of the coarsest
+stride, so every level is exactly input / stride, and the maps are then fitted to
+``ceil(input / stride)`` (``runtime/padding.py``). When the input stride is not a power of
+two (a patch-14 or stride-7 model), the backbone pads further to what it needs and each
+level is resampled to exactly input / stride, so the strides stay powers of two. detectron2 v0.6 has no
 ``SimpleFeaturePyramid``; this one is self-contained.
 """
 
@@ -132,11 +132,17 @@ class SimpleFeaturePyramid(Backbone):
 
     @property
     def size_divisibility(self) -> int:
-        """The bottom-up's, and for a power-of-two input stride the coarsest resampled
-        stride too (then pooling and transposed convolutions give exact sizes)."""
+        """Multiples of the coarsest level's stride, on which every level is exactly twice
+        the next (detectron2's semantic heads add them). For a power-of-two input stride,
+        of the bottom-up's too (pooling and transposed convolutions then give exact
+        sizes); for another (patch 14), the bottom-up pads what it needs itself."""
         stride = self.bottom_up.output_shape()[self.in_feature].stride
         exact = stride & (stride - 1) == 0
-        return math.lcm(self.bottom_up.size_divisibility, self._strides[-1] if exact else 1)
+        return (
+            math.lcm(self.bottom_up.size_divisibility, self._strides[-1])
+            if exact
+            else self._strides[-1]
+        )
 
     @property
     def padding_constraints(self) -> Dict[str, int]:
