@@ -21,7 +21,7 @@ from .names import UnsafeNameError, check_identifier
 from .pipeline import Outcome, plan_package
 from .plan import DRIFT_KINDS, STALE_SEED, Change, Selection, compare, read_manifest, spec_changes
 from .spec import SpecError, make_spec
-from .tasks import FORMATS, TASKS, check_request, seed_file
+from .tasks import FORMATS, TASKS, check_model_takes, check_request, seed_file
 from .write import LockBusy, locked, write_plan
 
 EXIT_OK, EXIT_DRIFT, EXIT_ERROR = 0, 1, 2
@@ -313,6 +313,8 @@ def seed(models, tasks, fmt, output, package, list_tasks, lock_timeout) -> None:
             raise SpecError(f"no generated package at {output / package} (no {package}/MANIFEST.json); run generate first")
         for model in models:
             _check_generated(model, manifest, package)
+            for task in tasks:
+                check_model_takes(manifest["models"][model]["facts"].get("output_strides", ()), model, task)
         import_plugins(Selection.from_dict(manifest.get("selection", {})).imports)
         # Mask R-CNN's seeds are written for every model: nothing to record.
         requests = tuple(check_request(m, t, fmt) for m in models for t in tasks if t != "mask_rcnn")
@@ -385,6 +387,8 @@ def show(model, output, package, as_json) -> None:
         mark = "" if f["name"] in spec_dict["out_features"] else "  (not default)"
         click.echo(f"  {f['name']:<10} {f['module']:<22} {f['channels']:>8} {f['stride']:>6}{mark}")
     click.echo(f"  FPN over {', '.join(spec_dict['fpn_in_features'])}")
+    dilated = facts.get("output_strides", [])
+    click.echo(f"  output strides (MODEL.BACKBONE.CONFIG.OUTPUT_STRIDE): {', '.join(map(str, dilated)) or 'none (timm cannot dilate it)'}")
 
 
 if __name__ == "__main__":  # pragma: no cover

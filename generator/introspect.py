@@ -674,6 +674,36 @@ def _measure_probe(name: str, cfg: dict, family: str) -> Tuple["_Probe", bool]:
         return _probe(name, cfg, family), True
 
 
+#: The dilated output strides detection and segmentation ask timm for (``output_stride=``:
+#: DeepLab's 16 and 8): the coarse stages keep their resolution, with dilated convolutions.
+DILATED_OUTPUT_STRIDES = (8, 16)
+
+
+def _output_strides(name: str, probe: "_Probe", channels: int) -> Tuple[int, ...]:
+    """The values of :data:`DILATED_OUTPUT_STRIDES` timm builds ``name`` with, each verified
+    by a probe forward: the same levels (modules, channels), every stride ``min(stride,
+    output_stride)``. A model whose constructor refuses the argument, ignores it, or
+    changes anything else does not take it."""
+    if probe.fixed:
+        return ()
+    strides = [f.stride for f in probe.measured.features]
+    supported = []
+    for output_stride in DILATED_OUTPUT_STRIDES:
+        if max(strides) <= output_stride:
+            continue
+        try:
+            net, _ = _all_levels(name, {**dict(probe.mode), "output_stride": output_stride})
+            measured = _measure(net, probe.size, _forward(net, channels, probe.size))
+        except Exception:  # no such argument, or a model that cannot dilate
+            continue
+        same = [(f.module, f.channels) for f in measured.features] == [
+            (f.module, f.channels) for f in probe.measured.features
+        ]
+        if same and [f.stride for f in measured.features] == [min(s, output_stride) for s in strides]:
+            supported.append(output_stride)
+    return tuple(supported)
+
+
 def introspect(name: str, family: str) -> ModelFacts:
     """Create ``name`` on the meta device and measure it with probe forwards (on real
     CPU tensors where the meta device cannot run it)."""
@@ -709,6 +739,7 @@ def introspect(name: str, family: str) -> ModelFacts:
         fixed_reason=probe.fixed_reason,
         params=sum(p.numel() for p in probe.net.parameters()),
         meta_forward=not real,
+        output_strides=() if real else _output_strides(name, probe, input_size[0]),
     )
 
 

@@ -18,7 +18,7 @@ import jinja2
 
 from .names import check_identifier, class_name
 from .spec import ModelSpec
-from .tasks import TASKS, retinanet_anchor_sizes, seed_path, task_levels
+from .tasks import DEEPLAB_OUTPUT_STRIDE, TASKS, check_model_takes, retinanet_anchor_sizes, seed_path, task_levels
 
 __all__ = [
     "RUNTIME_MODULES",
@@ -346,6 +346,20 @@ def render_task_seed(spec: ModelSpec, task: str, fmt: str, package: str) -> Dict
     if task == "mask_rcnn":
         path = seed_path(spec, task, fmt)
         return {path: render_seeds(spec, package)[path]}
+    if TASKS[task].heads == "dilated":
+        check_model_takes(spec.facts.output_strides, spec.name, task)
+        coarsest = spec.out_features[-1]
+        strides = [min(spec.feature(name).stride, DEEPLAB_OUTPUT_STRIDE) for name in spec.out_features]
+        text = _render(
+            "configs/deeplab.yaml.j2",
+            spec=spec,
+            task=TASKS[task],
+            base=f"{spec.name}.yaml",
+            output_stride=DEEPLAB_OUTPUT_STRIDE,
+            strides=strides,
+            head_feature=coarsest,
+        )
+        return {seed_path(spec, task, fmt): text}
     levels = task_levels(spec, task)
     roi_features = levels.head_features[: -levels.top_levels]
     coarsest = spec.feature(levels.fpn_in_features[-1])
@@ -434,8 +448,17 @@ def render_support(
     for family, _ in excluded.values():
         counts.setdefault(family, [0, 0, 0, 0])[1] += 1
     statuses = [record["status"] for record in verified.values()]
+    dilated: Dict[str, list] = {}  # family: takes 16, takes 8, names
+    for spec in specs:
+        if spec.facts.output_strides:
+            row = dilated.setdefault(spec.family, [0, 0, []])
+            row[0] += 16 in spec.facts.output_strides
+            row[1] += 8 in spec.facts.output_strides
+            row[2].append(f"`{spec.name}`")
     return _render(
         "package/SUPPORT.md.j2",
+        dilated=sorted((family, tuple(row)) for family, row in dilated.items()),
+        dilated_total={k: sum(k in s.facts.output_strides for s in specs) for k in (8, 16)},
         specs=specs,
         excluded=sorted(excluded.items()),
         families=sorted((family, tuple(pair)) for family, pair in counts.items()),

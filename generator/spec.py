@@ -35,7 +35,7 @@ __all__ = [
 
 #: Bumped whenever introspection records something new or measures differently: cached
 #: facts from an older schema are re-introspected.
-FACTS_SCHEMA = 4
+FACTS_SCHEMA = 5
 
 LAYOUTS = ("NCHW", "NHWC")
 
@@ -162,6 +162,10 @@ class ModelFacts:
     #: False for a model whose forward reads tensor values (gemma4_vit's ``.item()``), which
     #: the meta device does not have: it was measured on real CPU tensors.
     meta_forward: bool = True
+    #: The dilated output strides (16, 8) timm builds the model with (``output_stride=``),
+    #: each verified by a probe: the same levels, every stride capped at it. Empty for
+    #: models that take none.
+    output_strides: Tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         check_identifier(self.name)
@@ -201,6 +205,8 @@ class ModelFacts:
             raise SpecError(f"{self.name}: meta_forward must be a bool, got {self.meta_forward!r}")
         if self.fixed_reason and not self.fixed_input_size:
             raise SpecError(f"{self.name}: a fixed_reason is for fixed-size models only")
+        if tuple(sorted(set(self.output_strides))) != tuple(self.output_strides) or not set(self.output_strides) <= {8, 16}:
+            raise SpecError(f"{self.name}: output_strides must be sorted values of 8 and 16, got {self.output_strides!r}")
 
     def to_dict(self) -> Dict[str, Any]:
         return dataclasses.asdict(self)
@@ -241,6 +247,7 @@ class ModelFacts:
             fixed_reason=str(data.get("fixed_reason", defaults["fixed_reason"])),
             params=int(data.get("params", defaults["params"])),
             meta_forward=bool(data.get("meta_forward", defaults["meta_forward"])),
+            output_strides=tuple(int(v) for v in data.get("output_strides", defaults["output_strides"])),
         )
 
     @property

@@ -23,6 +23,7 @@ __all__ = [
     "TASKS",
     "Task",
     "TaskLevels",
+    "check_model_takes",
     "check_request",
     "parse_request",
     "request",
@@ -50,7 +51,7 @@ class Task:
 
     name: str
     summary: str
-    heads: str  # "rcnn", "one_stage" or "semantic": which levels the heads read
+    heads: str  # "rcnn", "one_stage", "semantic" or "dilated": which levels the heads read
     zoo_yaml: str = ""  # the model-zoo YAML config it follows ("" if none)
     zoo_py: str = ""  # the model-zoo LazyConfig it follows ("" if none)
 
@@ -67,6 +68,12 @@ TASKS: Dict[str, Task] = {
             "Cascade Mask R-CNN",
             "rcnn",
             zoo_yaml="Misc/cascade_mask_rcnn_R_50_FPN_1x.yaml",
+        ),
+        Task(
+            "deeplab",
+            "DeepLabV3 (semantic segmentation on the dilated coarsest level, output stride 16)",
+            "dilated",
+            zoo_yaml="projects/DeepLab/configs/Cityscapes-SemanticSegmentation/Base-DeepLabV3-OS16-Semantic.yaml",
         ),
         Task(
             "faster_rcnn",
@@ -122,6 +129,19 @@ TASKS: Dict[str, Task] = {
         ),
     )
 }
+
+
+#: DeepLab's output stride: the coarsest level dilated to stride 16.
+DEEPLAB_OUTPUT_STRIDE = 16
+
+
+def check_model_takes(spec_facts_output_strides: Sequence[int], model: str, task: str) -> None:
+    """A dilated task needs a model that timm dilates; SpecError saying so otherwise."""
+    if TASKS[task].heads == "dilated" and DEEPLAB_OUTPUT_STRIDE not in spec_facts_output_strides:
+        raise SpecError(
+            f"task {task} needs a backbone timm dilates to output stride {DEEPLAB_OUTPUT_STRIDE}; {model} takes "
+            f"none (`d2timm-gen show MODEL` says which do: `output strides`, and generated/SUPPORT.md lists them)"
+        )
 
 
 def request(model: str, task: str, fmt: str) -> str:

@@ -501,10 +501,18 @@ def probe_task_seed(model, family, task, bottom_up, fpn_cfg, root: Path = ROOT, 
     with mock.patch.dict(BACKBONE_REGISTRY._obj_map, reuse):
         net = build_meta_model(cfg, device)
     meta = cfg.MODEL.META_ARCHITECTURE
-    read = list(cfg.MODEL.RETINANET.IN_FEATURES) if meta == "RetinaNet" else list(cfg.MODEL.RPN.IN_FEATURES)
+    read = {
+        "RetinaNet": list(cfg.MODEL.RETINANET.IN_FEATURES),
+        "SemanticSegmentor": list(cfg.MODEL.SEM_SEG_HEAD.IN_FEATURES),
+    }.get(meta, list(cfg.MODEL.RPN.IN_FEATURES))
     shapes = net.backbone.output_shape()
     assert set(read) <= set(shapes), (model, task, read, list(shapes))
     h, w = config_test_size(cfg, USER_IMAGES[0])
+    if meta == "SemanticSegmentor":  # it pads inside its forward (no preprocess_image): run that
+        with shape_only(), torch.no_grad():
+            (output,) = net([{"image": torch.zeros(3, h, w, device=device), "height": h, "width": w}])
+        assert tuple(output["sem_seg"].shape) == (cfg.MODEL.SEM_SEG_HEAD.NUM_CLASSES, h, w), (model, task)
+        return
     with shape_only(), torch.no_grad():
         images = net.preprocess_image([{"image": torch.zeros(3, h, w, device=device)}])
         padded = images.tensor.shape[-2:]

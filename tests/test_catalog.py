@@ -6,7 +6,10 @@ For every generated model, detectron2's Mask R-CNN is built from its emitted
 COCO's sizes go through the YAML's own test resize and the model's own
 ``preprocess_image``, and a DETR-style batch is padded only to its largest image; the maps
 must be exactly what the YAML declares, for whatever size the client computed (see
-:func:`tests.helpers.probe_catalog_model`). Every model must also run at the resolution
+:func:`tests.helpers.probe_catalog_model`). RetinaNet (P3-P7) and Panoptic FPN are built
+from each model's `d2timm-gen seed` YAML the same way, around the same bottom-up, their
+heads run on the levels they read and the semantic map comes back at the image's size
+(:func:`tests.helpers.probe_task_seed`). Every model must also run at the resolution
 detectors train at, or say why it cannot. pytest-xdist spreads the models over the CI
 machine's cores.
 """

@@ -17,6 +17,7 @@ tests/test_catalog.py, through :func:`tests.helpers.probe_task_seeds`.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 from pathlib import Path
 
@@ -38,6 +39,8 @@ YAML_TASKS = ["cascade_mask_rcnn", "faster_rcnn", "keypoint_rcnn", "lvis_mask_rc
               "panoptic_fpn", "retinanet", "semantic_fpn"]  # fmt: skip
 PY_TASKS = ["fcos", "keypoint_rcnn", "mask_rcnn", "panoptic_fpn", "retinanet"]
 NUM_CLASSES = 3
+#: Dilated backbones for DeepLab: a CNN whose stages timm dilates, and a ConvNeXt.
+DEEPLAB_SAMPLE = [("resnet18", "resnet"), ("convnext_atto", "convnext")]
 #: The zoo configs of the issue's table, and the user's image size.
 ZOO_CONFIGS = [
     "COCO-Detection/retinanet_R_50_FPN_1x.yaml",
@@ -126,7 +129,8 @@ def _train_and_infer(net, train_size, test_size, *, keypoints=False, segmentatio
         losses = net([_input(train_size, 0, True, keypoints, segmentation)])
     assert losses and all(torch.isfinite(v) for v in losses.values()), losses
     sum(losses.values()).backward()
-    grads = [p.grad for p in net.backbone.bottom_up.parameters() if p.requires_grad]
+    backbone = getattr(net.backbone, "bottom_up", net.backbone)  # DeepLab reads the plain backbone
+    grads = [p.grad for p in backbone.parameters() if p.requires_grad]
     assert any(g is not None and g.abs().sum() > 0 for g in grads)
     net.eval()
     with torch.no_grad():
@@ -203,6 +207,8 @@ def _seeded(root: Path) -> None:
         args = [a for task in tasks for a in ("--task", task)]
         result = cli("seed", *models, *args, "--format", fmt, "-o", root, catch_exceptions=False)
         assert result.exit_code == 0, result.output
+    result = cli("seed", *[m for m, _ in DEEPLAB_SAMPLE], "--task", "deeplab", "-o", root, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
 
 
 @pytest.fixture(scope="module")
@@ -351,10 +357,11 @@ def test_seed_lists_the_tasks():
 @pytest.mark.parametrize(
     "args, listed",
     [
-        (["resnet18", "--task", "retina"], "valid: cascade_mask_rcnn, faster_rcnn, fcos"),
+        (["resnet18", "--task", "retina"], "valid: cascade_mask_rcnn, deeplab, faster_rcnn, fcos"),
         (["resnet18", "--task", "fcos"], "valid: py"),
         (["resnet19", "--task", "retinanet"], "did you mean: resnet18"),
         (["resnet18"], "the tasks:"),
+        (["vit_tiny_patch16_224", "--task", "deeplab"], "needs a backbone timm dilates"),
     ],
 )
 def test_seed_refuses_unknown_tasks_and_models_writing_nothing(tmp_path, args, listed):
@@ -380,3 +387,122 @@ def test_an_edited_seed_is_kept_and_its_request_recorded(seeded, tmp_path):
     manifest = load_json(root / "generated" / "MANIFEST.json")
     assert "resnet18:retinanet:yaml" in manifest["selection"]["seeds"]
     assert cli("check", "-o", root, "--no-diff").exit_code == 0
+
+
+# ---------------------------------------------------------------- dilated backbones
+
+
+def _dilated_sample():
+    """One model per family that timm dilates (its class states OUTPUT_STRIDES)."""
+    from tests.helpers import MANIFEST
+
+    first = {}
+    for name, spec in sorted(load_json(MANIFEST)["models"].items()):
+        if spec["facts"].get("output_strides"):
+            first.setdefault(spec["facts"]["family"], (name, spec["facts"]["family"], tuple(spec["facts"]["output_strides"])))
+    return sorted(first.values())
+
+
+DILATED = _dilated_sample()
+
+
+def test_dilated_backbones_span_the_cnn_families():
+    assert len(DILATED) >= 15, DILATED
+    assert {"resnet", "convnext", "efficientnet", "regnet"} <= {family for _, family, _ in DILATED}
+
+
+@pytest.mark.parametrize("model, family, values", DILATED, ids=[m for m, _, _ in DILATED])
+def test_output_stride_caps_every_stride(model, family, values):
+    """MODEL.BACKBONE.CONFIG.OUTPUT_STRIDE: timm builds the dilated model, whose maps (meta
+    device, a 333x517 image padded as detectron2 pads it) are ceil(padded / stride) with
+    every stride capped at it, as the backbone declares."""
+    from detectron2.structures import ImageList
+
+    from generator.compat import skip_meta_init
+    from tests.helpers import build_backbone, ceil_div, shape_only
+
+    for value in values:
+        cfg = model_config(model, family, fpn=False, overrides=["MODEL.BACKBONE.CONFIG.OUTPUT_STRIDE", str(value)])
+        cfg.MODEL.BACKBONE.CONFIG.STRIDES = []  # the seed's strides are the undilated ones
+        nominal = list(model_config(model, family, fpn=False).MODEL.BACKBONE.CONFIG.STRIDES)
+        with skip_meta_init():
+            backbone = build_backbone(cfg, "meta")
+        shapes = backbone.output_shape()
+        assert [s.stride for s in shapes.values()] == [min(s, value) for s in nominal]
+        batch = ImageList.from_tensors([torch.zeros(3, 333, 517, device="meta")], backbone.size_divisibility).tensor
+        with shape_only(), torch.no_grad():
+            maps = backbone(batch)
+        h, w = batch.shape[-2:]
+        assert {n: tuple(t.shape[-2:]) for n, t in maps.items()} == {
+            n: (ceil_div(h, s.stride), ceil_div(w, s.stride)) for n, s in shapes.items()
+        }
+
+
+def test_output_stride_is_refused_by_models_timm_cannot_dilate():
+    from tests.helpers import build_backbone
+
+    cfg = model_config("vit_tiny_patch16_224", "vision_transformer", fpn=False, overrides=["MODEL.BACKBONE.CONFIG.OUTPUT_STRIDE", "16"])
+    with pytest.raises(ValueError, match=r"OUTPUT_STRIDE: 16 is not valid for vit_tiny_patch16_224; valid: 0 \(timm cannot"):
+        build_backbone(cfg, "meta")
+    cfg = model_config("resnet18", "resnet", fpn=False, overrides=["MODEL.BACKBONE.CONFIG.OUTPUT_STRIDE", "4"])
+    with pytest.raises(ValueError, match=r"OUTPUT_STRIDE: 4 is not valid for resnet18; valid: 0, 8, 16"):
+        build_backbone(cfg, "meta")
+
+
+@pytest.mark.parametrize("model, family", DEEPLAB_SAMPLE, ids=[m for m, _ in DEEPLAB_SAMPLE])
+def test_deeplab_trains_on_its_crop_and_infers_at_its_test_size(seeded, model, family):
+    """The DeepLab seed (detectron2's DeepLabV3 project head on the dilated coarsest
+    level): one training step on a crop of the config's own crop size, and inference on
+    an image its own test resize makes 1024x2048, one pixel short of each: a semantic map
+    of the input's size."""
+    import generated
+    from detectron2.config import get_cfg
+    from detectron2.modeling import build_model
+    from detectron2.projects.deeplab import add_deeplab_config
+
+    cfg = get_cfg()
+    generated.add_timm_config(cfg)
+    add_deeplab_config(cfg)
+    cfg.merge_from_file(str(_seed_file(seeded, model, family, "deeplab", "yaml")))
+    cfg.merge_from_list(["MODEL.DEVICE", "cpu", "MODEL.SEM_SEG_HEAD.NUM_CLASSES", str(NUM_CLASSES)])
+    assert generated.ensure_registered(cfg)
+    torch.manual_seed(0)
+    net = build_model(cfg)
+    res5 = cfg.MODEL.SEM_SEG_HEAD.IN_FEATURES[0]
+    assert net.backbone.output_shape()[res5].stride == cfg.MODEL.BACKBONE.CONFIG.OUTPUT_STRIDE == 16
+    crop = tuple(cfg.INPUT.CROP.SIZE)
+    _train_and_infer(net, crop, not_a_multiple(config_test_size(cfg, (512, 1024))), segmentation=True)
+
+
+# ------------------------------------------------------- one model per family, meta device
+
+
+def _family_sample():
+    from tests.helpers import repo_models
+
+    first = {}
+    for model, family in repo_models():
+        first.setdefault(family, (model, family))
+    return sorted(first.values())
+
+
+FAMILIES = _family_sample()
+META_TASKS = [t for t in YAML_TASKS if t != "mask_rcnn"]  # Mask R-CNN: tests/test_catalog.py
+
+
+@pytest.mark.parametrize("model, family", FAMILIES, ids=[m for m, _ in FAMILIES])
+def test_every_yaml_task_builds_and_infers_for_one_model_per_family(model, family):
+    """Each family's first model, every YAML task from its seed (rendered as `d2timm-gen
+    seed` renders it), built by ``build_model`` on the meta device around one bottom-up; a
+    COCO image through the seed's own test resize (not a multiple of 32) and the
+    detector's own ``preprocess_image``; the levels each head reads, and semantic maps of
+    the image's size (:func:`tests.helpers.probe_task_seed`)."""
+    from generator.compat import skip_meta_init
+    from tests.helpers import build_backbone, probe_device, probe_task_seed
+
+    device = probe_device(model)
+    fpn_cfg = model_config(model, family)
+    with skip_meta_init() if device == "meta" else contextlib.nullcontext():
+        fpn = build_backbone(fpn_cfg, device)
+    for task in META_TASKS:
+        probe_task_seed(model, family, task, fpn.bottom_up.eval(), fpn_cfg, device=device)

@@ -193,10 +193,23 @@ class Trainer(DefaultTrainer):
             from detectron2.evaluation import LVISEvaluator
 
             return LVISEvaluator(dataset_name, output_dir=output_folder)
+        if evaluator_type == "sem_seg":  # semantic FPN and DeepLab seeds
+            from detectron2.evaluation import SemSegEvaluator
+
+            return SemSegEvaluator(dataset_name, distributed=True, output_dir=output_folder)
         raise NotImplementedError(
             f"no evaluator for dataset {dataset_name!r} of evaluator_type {evaluator_type!r}; "
             "tools/train_net.py evaluates COCO-style (and LVIS) datasets"
         )
+
+    @classmethod
+    def build_lr_scheduler(cls, cfg, optimizer):
+        """detectron2's schedules, and the DeepLab project's WarmupPolyLR (its seeds' own)."""
+        if cfg.SOLVER.LR_SCHEDULER_NAME == "WarmupPolyLR":
+            from detectron2.projects.deeplab import build_lr_scheduler
+
+            return build_lr_scheduler(cfg, optimizer)
+        return super().build_lr_scheduler(cfg, optimizer)
 
     def build_writers(self):
         # No TensorboardXWriter: tensorboard is not a requirement.
@@ -251,6 +264,14 @@ def is_lazy_config(path) -> bool:
         return bool(_LAZY_KEYS.search(f.read()))
 
 
+def add_project_config(cfg) -> None:
+    """The keys of detectron2's DeepLab project (its ASPP head, poly schedule), which the
+    DeepLab seeds set; detectron2 ships the project as ``detectron2.projects.deeplab``."""
+    from detectron2.projects.deeplab import add_deeplab_config
+
+    add_deeplab_config(cfg)
+
+
 def build_config(args):
     """The config of a run: for a YAML config, detectron2's defaults, the generated
     backbones' keys, the file, then ``KEY VALUE`` overrides; for a LazyConfig, the file
@@ -262,6 +283,7 @@ def build_config(args):
     generated = import_generated(args.package, args.package_root)  # imports no model module
     cfg = get_cfg()
     generated.add_timm_config(cfg)
+    add_project_config(cfg)
     if args.config_file:
         cfg.merge_from_file(args.config_file)
     cfg.merge_from_list(args.opts or [])

@@ -58,6 +58,7 @@ class Resnet50x64ClipBackbone(TimmBackbone):
     FIXED_INPUT_SIZE = False
     PIXEL_MEAN = (0.48145466, 0.4578275, 0.40821073)
     PIXEL_STD = (0.26862954, 0.26130258, 0.27577711)
+    OUTPUT_STRIDES = (8, 16)  # MODEL.BACKBONE.CONFIG.OUTPUT_STRIDE: timm dilates it
 
 
 @register_backbone

@@ -57,6 +57,7 @@ class Mobilevitv2175Backbone(TimmBackbone):
     FIXED_INPUT_SIZE = False
     PIXEL_MEAN = (0.0, 0.0, 0.0)
     PIXEL_STD = (1.0, 1.0, 1.0)
+    OUTPUT_STRIDES = (8, 16)  # MODEL.BACKBONE.CONFIG.OUTPUT_STRIDE: timm dilates it
 
 
 @register_backbone

@@ -50,6 +50,7 @@ class Seresnet152dBackbone(TimmBackbone):
     FIXED_INPUT_SIZE = False
     PIXEL_MEAN = (0.485, 0.456, 0.406)
     PIXEL_STD = (0.229, 0.224, 0.225)
+    OUTPUT_STRIDES = (8, 16)  # MODEL.BACKBONE.CONFIG.OUTPUT_STRIDE: timm dilates it
 
 
 @register_backbone

@@ -52,6 +52,7 @@ class Resnetv234dBackbone(TimmBackbone):
     FIXED_INPUT_SIZE = False
     PIXEL_MEAN = (0.5, 0.5, 0.5)
     PIXEL_STD = (0.5, 0.5, 0.5)
+    OUTPUT_STRIDES = (8, 16)  # MODEL.BACKBONE.CONFIG.OUTPUT_STRIDE: timm dilates it
 
 
 @register_backbone

@@ -12,6 +12,9 @@ keeps working::
     MODEL.BACKBONE.CONFIG.IMG_SIZE       the square side a fixed-size model is built at (0: the
                                          model's default, a detection size; checkpoints saved at
                                          its pretrained size are resampled to it)
+    MODEL.BACKBONE.CONFIG.OUTPUT_STRIDE  0 (the model's strides), or 16 or 8 for a model that
+                                         timm dilates (the class's OUTPUT_STRIDES): every
+                                         level's stride is capped at it (DeepLab)
     MODEL.BACKBONE.CONFIG.TOP_BLOCK      the FPN variant's levels above its coarsest: maxpool,
                                          p6p7 or p6p7_fpn ('': p6p7 for RetinaNet, else maxpool;
                                          see runtime/fpn.py)
@@ -28,9 +31,11 @@ from typing import Optional, Sequence, Tuple, Union
 __all__ = [
     "add_timm_config",
     "backbone_kwargs_from_config",
+    "dilated",
     "resolve_fixed_input_size",
     "resolve_img_size",
     "resolve_out_features",
+    "resolve_output_stride",
     "resolve_pretrained",
 ]
 
@@ -56,6 +61,8 @@ def add_timm_config(cfg) -> None:
         node.IMG_SIZE = 0
     if "TOP_BLOCK" not in node:
         node.TOP_BLOCK = ""
+    if "OUTPUT_STRIDE" not in node:
+        node.OUTPUT_STRIDE = 0
     if "FIXED_INPUT_SIZE" not in cfg.INPUT:
         # None: the model's own rule (true for fixed-size models), and accepts a bool from YAML.
         cfg.INPUT.FIXED_INPUT_SIZE = None
@@ -65,25 +72,52 @@ def _listing(values) -> str:
     return ", ".join(str(v) for v in values)
 
 
+def resolve_output_stride(cls, value) -> int:
+    """0 (the model's own strides) or one of ``cls.OUTPUT_STRIDES``."""
+    if value in (None, 0, "", "0"):
+        return 0
+    if isinstance(value, bool) or value not in cls.OUTPUT_STRIDES:
+        valid = ", ".join(str(v) for v in (0,) + tuple(cls.OUTPUT_STRIDES))
+        why = (
+            ""
+            if cls.OUTPUT_STRIDES
+            else f" (timm cannot dilate {cls.TIMM_MODEL}: it takes no output_stride)"
+        )
+        raise ValueError(
+            f"{KEY}.OUTPUT_STRIDE: {value!r} is not valid for {cls.TIMM_MODEL}; valid: {valid}{why}"
+        )
+    return int(value)
+
+
+def dilated(features, output_stride: int) -> Tuple:
+    """``features`` with every stride capped at ``output_stride`` (0: as they are)."""
+    if not output_stride:
+        return tuple(features)
+    return tuple(f._replace(stride=min(f.stride, output_stride)) for f in features)
+
+
 def resolve_out_features(
     cls,
     out_features: Optional[Sequence[str]],
     remaps: Optional[Sequence[str]],
     strides: Optional[Sequence[int]],
     channels: Optional[Sequence[int]],
+    output_stride: int = 0,
 ) -> Tuple:
-    """The (output name, Feature) pairs a backbone returns, finest first.
+    """The (output name, Feature) pairs a backbone returns, finest first, with their
+    strides at ``output_stride``.
 
     Features are named by their generated name (``res4``) or timm module (``layer3``).
     """
-    by_key = {feature.name: feature for feature in cls.FEATURES}
-    modules = [feature.module for feature in cls.FEATURES]
-    for feature in cls.FEATURES:
+    features = dilated(cls.FEATURES, output_stride)
+    by_key = {feature.name: feature for feature in features}
+    modules = [feature.module for feature in features]
+    for feature in features:
         if modules.count(feature.module) == 1:  # a module holding several levels is ambiguous
             by_key.setdefault(feature.module, feature)
     names = list(out_features) if out_features else list(cls.OUT_FEATURES)
     valid = _listing(
-        f"{f.module} ({f.name})" if modules.count(f.module) == 1 else f.name for f in cls.FEATURES
+        f"{f.module} ({f.name})" if modules.count(f.module) == 1 else f.name for f in features
     )
     chosen = []
     for name in names:
@@ -222,4 +256,5 @@ def backbone_kwargs_from_config(cls, cfg, input_shape=None) -> dict:
         remove_layers=get("REMOVE_LAYERS", []),
         in_chans=channels,
         fixed_input_size=cfg.INPUT.get("FIXED_INPUT_SIZE", None),
+        output_stride=get("OUTPUT_STRIDE", 0),
     )

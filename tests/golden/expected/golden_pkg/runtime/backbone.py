@@ -22,6 +22,7 @@ from .config import (
     resolve_fixed_input_size,
     resolve_img_size,
     resolve_out_features,
+    resolve_output_stride,
     resolve_pretrained,
 )
 from .padding import fit_to_input, pad_to, padded_size, padding_constraints
@@ -140,6 +141,9 @@ class TimmBackbone(Backbone):
     SIZE_SLACK: ClassVar[int] = 0
     #: Extra keyword arguments for ``timm.create_model``.
     CREATE_KWARGS: ClassVar[Dict[str, object]] = {}
+    #: The dilated output strides timm builds the model with (``output_stride``): every
+    #: level then has stride ``min(stride, output_stride)``. Empty: it takes none.
+    OUTPUT_STRIDES: ClassVar[Tuple[int, ...]] = ()
 
     @configurable
     def __init__(
@@ -156,6 +160,7 @@ class TimmBackbone(Backbone):
         remove_layers: Sequence[str] = (),
         in_chans: int = 3,
         fixed_input_size: Optional[bool] = None,
+        output_stride: int = 0,
     ):
         """
         Args:
@@ -176,6 +181,9 @@ class TimmBackbone(Backbone):
             fixed_input_size: pad every input (bottom and right) to the size the model is
                 built at and crop the maps back to ``ceil(input / stride)``; default
                 :attr:`FIXED_INPUT_SIZE`. Required for fixed-size models.
+            output_stride: 0 (the model's own strides) or one of :attr:`OUTPUT_STRIDES`
+                (16, 8): timm dilates the coarse stages, whose strides become
+                ``output_stride`` (DeepLab's backbones).
         """
         super().__init__()
         if out_feature is not None:
@@ -186,7 +194,10 @@ class TimmBackbone(Backbone):
             out_features = [out_feature]
         self.img_size = resolve_img_size(type(self), img_size)
         self._pad_to = resolve_fixed_input_size(type(self), fixed_input_size, self.img_size)
-        selected = resolve_out_features(type(self), out_features, remaps, strides, channels)
+        self.output_stride = resolve_output_stride(type(self), output_stride)
+        selected = resolve_out_features(
+            type(self), out_features, remaps, strides, channels, self.output_stride
+        )
         self._levels: Tuple[Tuple[str, Feature], ...] = selected
         self.body = create_timm_features(
             type(self),
@@ -194,6 +205,7 @@ class TimmBackbone(Backbone):
             pretrained=resolve_pretrained(pretrained),
             in_chans=in_chans,
             img_size=self.img_size,
+            output_stride=self.output_stride,
         )
         self._check_timm_matches(selected)
         self._remove_layers(remove_layers)
@@ -208,11 +220,17 @@ class TimmBackbone(Backbone):
 
     @classmethod
     def feature_shapes(
-        cls, out_features: Optional[Sequence[str]] = None, remaps: Optional[Sequence[str]] = None
+        cls,
+        out_features: Optional[Sequence[str]] = None,
+        remaps: Optional[Sequence[str]] = None,
+        output_stride: int = 0,
     ) -> Dict[str, ShapeSpec]:
-        """What ``output_shape()`` of a backbone built with these ``out_features`` and
-        ``remaps`` returns, in the same order (finest first), without building it."""
-        selected = resolve_out_features(cls, out_features, remaps, None, None)
+        """What ``output_shape()`` of a backbone built with these ``out_features``,
+        ``remaps`` and ``output_stride`` returns, in the same order (finest first),
+        without building it."""
+        selected = resolve_out_features(
+            cls, out_features, remaps, None, None, resolve_output_stride(cls, output_stride)
+        )
         return {name: ShapeSpec(channels=f.channels, stride=f.stride) for name, f in selected}
 
     @property

@@ -72,13 +72,15 @@ def create_timm_features(
     pretrained: Union[bool, str],
     in_chans: int = 3,
     img_size: Optional[int] = None,
+    output_stride: int = 0,
 ):
     """timm's ``features_only`` model for a generated backbone class.
 
     Weights load through timm's own pretrained path, before the features wrapper is
     applied. Built at an ``img_size`` other than the pretrained one, the model gets the
     checkpoint resampled by :func:`resampled_state_dict`
-    (``pretrained_cfg_overlay=dict(state_dict=...)``).
+    (``pretrained_cfg_overlay=dict(state_dict=...)``). A dilated ``output_stride`` changes
+    no parameter: the checkpoint loads as it is.
     """
     import timm
 
@@ -86,6 +88,8 @@ def create_timm_features(
     kwargs.update(features_only=True, out_indices=tuple(out_indices), in_chans=in_chans)
     if img_size:
         kwargs["img_size"] = img_size
+    if output_stride:
+        kwargs["output_stride"] = output_stride
     if pretrained and img_size and img_size != cls.INPUT_SIZE[0] and cls.GRID_PARAMS:
         state_dict = resampled_state_dict(cls, pretrained, img_size)
         kwargs.update(pretrained=True, pretrained_cfg_overlay=dict(state_dict=state_dict))
