@@ -34,7 +34,9 @@ __all__ = [
 #: The training short sides of the base configs (detectron2's Mask R-CNN recipe).
 BASE_MIN_SIZE_TRAIN = (640, 672, 704, 736, 768, 800)
 
-RUNTIME_MODULES = ("__init__", "backbone", "config", "fpn", "padding", "pyramid", "registry", "resample", "weights")
+RUNTIME_MODULES = (
+    "__init__", "backbone", "config", "fpn", "padding", "pyramid", "registry", "resample", "training", "weights",
+)
 BASE_CONFIGS = {"fpn": "Base-RCNN-FPN-timm.yaml", "plain": "Base-RCNN-timm.yaml"}
 
 

@@ -119,9 +119,9 @@ def bottom_up(backbone):
 def sizes(backbone, requested) -> Tuple[Tuple[int, int], Tuple[int, int], bool]:
     """The export size, the second size, and whether the model takes any size."""
     net = bottom_up(backbone)
-    if net.FIXED_INPUT_SIZE:
+    if net.FIXED_INPUT_SIZE:  # built at one size: the exported graph takes that one
         side = net.img_size or net.INPUT_SIZE[0]
-        return (side, side), (side * 3 // 4, side - 1), False
+        return (side, side), (side, side), False
     step = backbone.size_divisibility
     height, width = requested or EXPORT_SIZE
     return (math.ceil(height / step) * step, math.ceil(width / step) * step), SECOND_SIZE, True
@@ -226,8 +226,8 @@ def main(argv: Sequence[str] = None) -> int:
             return 1
         run = runner(args.fmt, args.output)
         checks: List[Tuple[Tuple[int, int], int]] = [(first, 1)]
-        if dynamic or not any_size:
-            checks.append((second, 2 if dynamic else 1))
+        if dynamic:
+            checks.append((second, 2))
         worst = 0.0
         for size, batch in checks:
             try:

@@ -15,6 +15,9 @@ keeps working::
     MODEL.BACKBONE.CONFIG.OUTPUT_STRIDE  0 (the model's strides), or 16 or 8 for a model that
                                          timm dilates (the class's OUTPUT_STRIDES): every
                                          level's stride is capped at it (DeepLab)
+    MODEL.BACKBONE.CONFIG.ACTIVATION_CHECKPOINT  recompute each block in the backward pass
+    MODEL.BACKBONE.CONFIG.DROP_PATH_RATE timm's stochastic depth (models that have it)
+    MODEL.BACKBONE.CONFIG.NORM           the backbone's batch norms: '', BN, FrozenBN, SyncBN
     MODEL.BACKBONE.CONFIG.TOP_BLOCK      the FPN variant's levels above its coarsest: maxpool,
                                          p6p7 or p6p7_fpn ('': p6p7 for RetinaNet, else maxpool;
                                          see runtime/fpn.py)
@@ -63,6 +66,12 @@ def add_timm_config(cfg) -> None:
         node.TOP_BLOCK = ""
     if "OUTPUT_STRIDE" not in node:
         node.OUTPUT_STRIDE = 0
+    if "ACTIVATION_CHECKPOINT" not in node:
+        node.ACTIVATION_CHECKPOINT = False
+    if "DROP_PATH_RATE" not in node:
+        node.DROP_PATH_RATE = 0.0
+    if "NORM" not in node:
+        node.NORM = ""
     if "FIXED_INPUT_SIZE" not in cfg.INPUT:
         # None: the model's own rule (true for fixed-size models), and accepts a bool from YAML.
         cfg.INPUT.FIXED_INPUT_SIZE = None
@@ -257,4 +266,7 @@ def backbone_kwargs_from_config(cls, cfg, input_shape=None) -> dict:
         in_chans=channels,
         fixed_input_size=cfg.INPUT.get("FIXED_INPUT_SIZE", None),
         output_stride=get("OUTPUT_STRIDE", 0),
+        activation_checkpoint=get("ACTIVATION_CHECKPOINT", False),
+        drop_path_rate=get("DROP_PATH_RATE", 0.0),
+        norm=get("NORM", ""),
     )

@@ -73,6 +73,7 @@ def create_timm_features(
     in_chans: int = 3,
     img_size: Optional[int] = None,
     output_stride: int = 0,
+    drop_path_rate: float = 0.0,
 ):
     """timm's ``features_only`` model for a generated backbone class.
 
@@ -90,6 +91,8 @@ def create_timm_features(
         kwargs["img_size"] = img_size
     if output_stride:
         kwargs["output_stride"] = output_stride
+    if drop_path_rate:
+        kwargs["drop_path_rate"] = drop_path_rate
     if pretrained and img_size and img_size != cls.INPUT_SIZE[0] and cls.GRID_PARAMS:
         state_dict = resampled_state_dict(cls, pretrained, img_size)
         kwargs.update(pretrained=True, pretrained_cfg_overlay=dict(state_dict=state_dict))
@@ -97,6 +100,13 @@ def create_timm_features(
         kwargs.update(_pretrained_kwargs(pretrained))
     try:
         return timm.create_model(cls.TIMM_MODEL, **kwargs)
+    except TypeError as exc:
+        if drop_path_rate and "drop_path_rate" in str(exc):
+            raise ValueError(
+                f"MODEL.BACKBONE.CONFIG.DROP_PATH_RATE: {drop_path_rate!r} is not valid for {cls.TIMM_MODEL}, "
+                "whose timm model has no drop path (stochastic depth); valid: 0.0"
+            ) from None
+        raise
     except Exception as exc:
         if pretrained:
             raise CheckpointError(

@@ -27,6 +27,7 @@ from .config import (
 )
 from .padding import fit_to_input, pad_to, padded_size, padding_constraints
 from .resample import GridParam
+from .training import check_drop_path, checkpoint_blocks, convert_norm
 from .weights import create_timm_features
 
 __all__ = ["Feature", "TimmBackbone", "stage_partition"]
@@ -161,6 +162,9 @@ class TimmBackbone(Backbone):
         in_chans: int = 3,
         fixed_input_size: Optional[bool] = None,
         output_stride: int = 0,
+        activation_checkpoint: bool = False,
+        drop_path_rate: float = 0.0,
+        norm: str = "",
     ):
         """
         Args:
@@ -184,6 +188,11 @@ class TimmBackbone(Backbone):
             output_stride: 0 (the model's own strides) or one of :attr:`OUTPUT_STRIDES`
                 (16, 8): timm dilates the coarse stages, whose strides become
                 ``output_stride`` (DeepLab's backbones).
+            activation_checkpoint: recompute each block's activations in the backward
+                pass instead of keeping them (``runtime/training.py``).
+            drop_path_rate: timm's stochastic depth, for models that have it.
+            norm: the batch norms trained with: "" (as timm builds them), "BN",
+                "FrozenBN" or "SyncBN", fused activations kept.
         """
         super().__init__()
         if out_feature is not None:
@@ -206,10 +215,18 @@ class TimmBackbone(Backbone):
             in_chans=in_chans,
             img_size=self.img_size,
             output_stride=self.output_stride,
+            drop_path_rate=float(drop_path_rate or 0.0),
         )
         self._check_timm_matches(selected)
+        check_drop_path(self.body, float(drop_path_rate or 0.0), self.TIMM_MODEL)
         self._remove_layers(remove_layers)
+        self.body = convert_norm(self.body, norm or "", self.TIMM_MODEL)
         self._freeze(freeze_at)
+        if not isinstance(activation_checkpoint, bool):
+            raise ValueError(
+                f"MODEL.BACKBONE.CONFIG.ACTIVATION_CHECKPOINT: {activation_checkpoint!r} is not valid; valid: true, false"
+            )
+        self.checkpointed_blocks = checkpoint_blocks(self.body) if activation_checkpoint else 0
         self._out_features = [name for name, _ in selected]
         self._out_feature_channels = {name: f.channels for name, f in selected}
         self._out_feature_strides = {name: f.stride for name, f in selected}
