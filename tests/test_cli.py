@@ -87,7 +87,7 @@ def test_fresh_generation_layout(small_generation):
         lazy = (root / "configs" / family / f"{model}_mask_rcnn.py").read_text()
         assert f"from {SMALL_PACKAGE}.{family}.{model} import " in lazy  # the package it was generated into
     assert {p.name for p in (pkg / "runtime").glob("*.py")} == {
-        "__init__.py", "backbone.py", "config.py", "fpn.py", "padding.py", "pyramid.py", "registry.py", "resample.py",
+        "__init__.py", "backbone.py", "config.py", "fpn.py", "padding.py", "pyramid.py", "registry.py", "resample.py", "training.py",
         "weights.py",
     }  # fmt: skip
     assert (root / "configs" / "Base-RCNN-FPN-timm.yaml").is_file()

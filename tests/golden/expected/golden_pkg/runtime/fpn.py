@@ -15,6 +15,7 @@ input, so ``p6p7`` is built on its coarsest output there, like ``p6p7_fpn``.
 """
 
 import math
+import re
 from typing import Dict, Optional, Sequence
 
 import torch
@@ -175,15 +176,20 @@ def top_block(
 
 
 def check_head_features(cfg, neck) -> None:
-    """Every level the config's heads read is an output of ``neck``: a clear error at build
-    time, instead of a ``KeyError`` inside a head."""
+    """Every level above the neck's coarsest that the config's heads read is one the top
+    block gives: a clear error at build time (the key, the top block, the valid levels)
+    instead of a ``KeyError`` inside a head. Finer levels follow ``MODEL.FPN.IN_FEATURES``."""
     outputs = list(neck.output_shape())
+    top = max(int(name[1:]) for name in outputs)
     for key in HEAD_FEATURE_KEYS.get(cfg.MODEL.META_ARCHITECTURE, ()):
         node = cfg
         for part in key.split(".")[:-1]:
             node = node.get(part, None) if node is not None else None
         requested = list(node.get(key.rsplit(".", 1)[1], ()) if node is not None else ())
-        missing = [name for name in requested if name not in outputs]
+        above = [
+            name for name in requested if re.fullmatch(r"p[0-9]+", name) and int(name[1:]) > top
+        ]
+        missing = [name for name in above if name not in outputs]
         if missing:
             raise ValueError(
                 f"{key}: {', '.join(missing)} not among the outputs of {cfg.MODEL.BACKBONE.NAME} "
