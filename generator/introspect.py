@@ -704,6 +704,117 @@ def _output_strides(name: str, probe: "_Probe", channels: int) -> Tuple[int, ...
     return tuple(supported)
 
 
+# ------------------------------------------------------------- optimizer facts
+
+
+def _flat(name: str) -> str:
+    """A parameter name as timm's features wrappers may rewrite it: FeatureListNet flattens
+    ``stages.0`` to ``stages_0``; FeatureGetterNet and the hook nets hold the model as
+    ``model`` or ``body``."""
+    return name.replace(".", "_")
+
+
+def _classifier_names(features_names: Sequence[str], classifier_names: Sequence[str]) -> Optional[Dict[str, str]]:
+    """Each features_only parameter's name in the classifier timm builds with the same
+    arguments, or None when a name has no single match (the wrapper rebuilt the model)."""
+    by_flat: Dict[str, list] = {}
+    for name in classifier_names:
+        by_flat.setdefault(_flat(name), []).append(name)
+    found = {}
+    for name in features_names:
+        flat = _flat(name)
+        candidates = [flat] + [flat[len(p) :] for p in ("model_", "body_") if flat.startswith(p)]
+        matches = next((by_flat[c] for c in candidates if c in by_flat), [])
+        if len(matches) != 1:
+            return None
+        found[name] = matches[0]
+    return found if len(set(found.values())) == len(found) else None
+
+
+def _layer_table(layer_of: Dict[str, int]) -> Tuple[Tuple[str, int], ...]:
+    """``layer_of`` (parameter name -> layer, in parameter order) as the shortest module
+    paths under which every parameter has one layer, in the same order."""
+    table = []
+
+    def walk(prefix: Tuple[str, ...], entries: list) -> None:
+        layers = {layer for _, layer in entries}
+        if prefix and len(layers) == 1:
+            table.append((".".join(prefix), layers.pop()))
+            return
+        children: Dict[str, list] = {}
+        for parts, layer in entries:
+            children.setdefault(parts[0], []).append((parts[1:], layer))
+        for part, below in children.items():
+            walk(prefix + (part,), below)
+
+    walk((), [(tuple(name.split(".")), layer) for name, layer in layer_of.items()])
+    return tuple(table)
+
+
+def _name_patterns(selected: Sequence[str], names: Sequence[str]) -> Tuple[str, ...]:
+    """``selected`` names as patterns with their numbered parts as ``*``, where those select
+    exactly ``selected`` among ``names``; else the names themselves."""
+    patterns = sorted({_pattern(name) for name in selected})
+    chosen = {name for name in names if _pattern(name) in patterns}
+    return tuple(patterns) if chosen == set(selected) else tuple(sorted(selected))
+
+
+class _OptimizerFacts(NamedTuple):
+    layers: Tuple[Tuple[str, int], ...]
+    no_weight_decay: Tuple[str, ...]
+    reason: str
+
+
+def _optimizer_facts(name: str, probe: "_Probe") -> _OptimizerFacts:
+    """timm's own optimizer facts, stated for the features_only model's parameters: the
+    layer of each (``group_matcher(coarse=False)``, the layering timm's layer-wise decay
+    uses, renumbered 0.. over the parameters the backbone has: the classifier's head and
+    final norm are not among them) and the ones timm exempts from weight decay
+    (``no_weight_decay()``, fnmatch patterns on the classifier's names)."""
+    import fnmatch
+
+    import timm
+    from timm.models import group_parameters
+
+    from .compat import meta_device
+
+    kwargs = dict(probe.mode, **({"img_size": probe.build.side} if probe.build else {}))
+    with meta_device():
+        classifier = timm.create_model(name, pretrained=False, **kwargs)
+    classifier_names = [n for n, _ in classifier.named_parameters()]
+    features_names = [n for n, _ in probe.net.named_parameters()]
+    mapping = _classifier_names(features_names, classifier_names)
+    if mapping is None:
+        return _OptimizerFacts((), (), "timm's features wrapper renames its parameters, so timm's layering does not apply")
+    exempt = getattr(classifier, "no_weight_decay", None)
+    patterns = set(exempt()) if callable(exempt) else set()
+    no_decay = [n for n in features_names if any(fnmatch.fnmatchcase(mapping[n], p) for p in patterns)]
+    no_weight_decay = _name_patterns(no_decay, features_names) if no_decay else ()
+    matcher = getattr(classifier, "group_matcher", None)
+    if not callable(matcher):
+        return _OptimizerFacts((), no_weight_decay, "timm gives the model no group_matcher, so it has no layering")
+    timm_layer = group_parameters(classifier, matcher(coarse=False), reverse=True)
+    ranks = {layer: rank for rank, layer in enumerate(sorted({timm_layer[mapping[n]] for n in features_names}))}
+    return _OptimizerFacts(_layer_table({n: ranks[timm_layer[mapping[n]]] for n in features_names}), no_weight_decay, "")
+
+
+#: The drop-path rate introspection builds a model with, to see whether timm gives it one.
+PROBE_DROP_PATH_RATE = 0.1
+
+
+def _takes_drop_path(name: str, probe: "_Probe") -> bool:
+    """Whether timm builds the model's stochastic depth for ``drop_path_rate``: some
+    ``DropPath`` layer then drops with a positive probability."""
+    from timm.layers import DropPath
+
+    kwargs = dict(probe.mode, **({"img_size": probe.build.side} if probe.build else {}))
+    try:
+        net = _create(name, drop_path_rate=PROBE_DROP_PATH_RATE, **kwargs)
+    except Exception:  # the model takes no such argument
+        return False
+    return any(isinstance(m, DropPath) and m.drop_prob > 0 for m in net.modules())
+
+
 def introspect(name: str, family: str) -> ModelFacts:
     """Create ``name`` on the meta device and measure it with probe forwards (on real
     CPU tensors where the meta device cannot run it)."""
@@ -714,6 +825,7 @@ def introspect(name: str, family: str) -> ModelFacts:
     except Exception:
         cfg = {}
     probe, real = _measure_probe(name, cfg, family)
+    optimizer = _optimizer_facts(name, probe)
     cfg = dict(getattr(probe.net, "pretrained_cfg", None) or cfg)
     input_size = tuple(int(v) for v in cfg.get("input_size", (3, 224, 224)))
     return ModelFacts(
@@ -740,6 +852,10 @@ def introspect(name: str, family: str) -> ModelFacts:
         params=sum(p.numel() for p in probe.net.parameters()),
         meta_forward=not real,
         output_strides=() if real else _output_strides(name, probe, input_size[0]),
+        layers=optimizer.layers,
+        no_weight_decay=optimizer.no_weight_decay,
+        layers_reason=safe_text(optimizer.reason),
+        drop_path=_takes_drop_path(name, probe),
     )
 
 

@@ -35,7 +35,8 @@ __all__ = [
 BASE_MIN_SIZE_TRAIN = (640, 672, 704, 736, 768, 800)
 
 RUNTIME_MODULES = (
-    "__init__", "backbone", "config", "fpn", "padding", "pyramid", "registry", "resample", "training", "weights",
+    "__init__", "backbone", "config", "fpn", "optim", "padding", "pyramid", "registry", "resample", "training",
+    "weights",
 )
 BASE_CONFIGS = {"fpn": "Base-RCNN-FPN-timm.yaml", "plain": "Base-RCNN-timm.yaml"}
 

@@ -35,7 +35,7 @@ __all__ = [
 
 #: Bumped whenever introspection records something new or measures differently: cached
 #: facts from an older schema are re-introspected.
-FACTS_SCHEMA = 5
+FACTS_SCHEMA = 7
 
 LAYOUTS = ("NCHW", "NHWC")
 
@@ -166,6 +166,18 @@ class ModelFacts:
     #: each verified by a probe: the same levels, every stride capped at it. Empty for
     #: models that take none.
     output_strides: Tuple[int, ...] = ()
+    #: timm's layering of the features_only model's parameters, what layer-wise learning-rate
+    #: decay scales by (``group_matcher(coarse=False)``, numbered 0.. over the backbone's own
+    #: parameters): (the shortest module path whose parameters share a layer, layer), in
+    #: parameter order. Empty, with ``layers_reason``, where timm gives none.
+    layers: Tuple[Tuple[str, int], ...] = ()
+    layers_reason: str = ""
+    #: The parameters timm exempts from weight decay (``no_weight_decay()``: position
+    #: embeddings, class tokens, relative-position tables), as features_only names with
+    #: numbered parts as ``*``.
+    no_weight_decay: Tuple[str, ...] = ()
+    #: Whether timm builds stochastic depth for ``drop_path_rate`` (a ``DropPath`` layer).
+    drop_path: bool = False
 
     def __post_init__(self) -> None:
         check_identifier(self.name)
@@ -207,6 +219,19 @@ class ModelFacts:
             raise SpecError(f"{self.name}: a fixed_reason is for fixed-size models only")
         if tuple(sorted(set(self.output_strides))) != tuple(self.output_strides) or not set(self.output_strides) <= {8, 16}:
             raise SpecError(f"{self.name}: output_strides must be sorted values of 8 and 16, got {self.output_strides!r}")
+        for path, layer in self.layers:
+            check_module_path(path)
+            if not isinstance(layer, int) or isinstance(layer, bool) or layer < 0:
+                raise SpecError(f"{self.name}: layer of {path} must be an int >= 0, got {layer!r}")
+        if self.layers and {layer for _, layer in self.layers} != set(range(self.num_layers)):
+            raise SpecError(f"{self.name}: layers must be numbered 0 to {self.num_layers - 1} without gaps")
+        check_text(self.layers_reason, "layers reason")
+        if self.layers and self.layers_reason:
+            raise SpecError(f"{self.name}: give layers or the reason there are none, not both")
+        for pattern in self.no_weight_decay:
+            check_param_pattern(pattern)
+        if not isinstance(self.drop_path, bool):
+            raise SpecError(f"{self.name}: drop_path must be a bool, got {self.drop_path!r}")
 
     def to_dict(self) -> Dict[str, Any]:
         return dataclasses.asdict(self)
@@ -248,7 +273,16 @@ class ModelFacts:
             params=int(data.get("params", defaults["params"])),
             meta_forward=bool(data.get("meta_forward", defaults["meta_forward"])),
             output_strides=tuple(int(v) for v in data.get("output_strides", defaults["output_strides"])),
+            layers=tuple((str(p), int(i)) for p, i in data.get("layers", defaults["layers"])),
+            layers_reason=str(data.get("layers_reason", defaults["layers_reason"])),
+            no_weight_decay=tuple(str(p) for p in data.get("no_weight_decay", defaults["no_weight_decay"])),
+            drop_path=bool(data.get("drop_path", defaults["drop_path"])),
         )
+
+    @property
+    def num_layers(self) -> int:
+        """Layers of :attr:`layers` (0: none)."""
+        return 1 + max(layer for _, layer in self.layers) if self.layers else 0
 
     @property
     def build_size(self) -> Tuple[int, int]:

@@ -117,6 +117,17 @@ def import_generated(package: str = DEFAULT_PACKAGE, root: str | os.PathLike | N
     return importlib.import_module(package)
 
 
+def generated_runtime(model):
+    """The ``runtime`` of the generated package whose backbones ``model`` holds, or None."""
+    import importlib
+
+    for module in model.modules():
+        for base in type(module).__mro__:
+            if base.__name__ == "TimmBackbone" and base.__module__.endswith(".runtime.backbone"):
+                return importlib.import_module(base.__module__.rsplit(".", 1)[0])
+    return None
+
+
 def ensure_backbone(cfg, package: str = DEFAULT_PACKAGE, root=None) -> str:
     """Make ``cfg.MODEL.BACKBONE.NAME`` available in detectron2's BACKBONE_REGISTRY.
 
@@ -200,6 +211,38 @@ class Trainer(DefaultTrainer):
         raise NotImplementedError(
             f"no evaluator for dataset {dataset_name!r} of evaluator_type {evaluator_type!r}; "
             "tools/train_net.py evaluates COCO-style (and LVIS) datasets"
+        )
+
+    @classmethod
+    def build_optimizer(cls, cfg, model):
+        """detectron2's SGD from ``SOLVER``, with the parameter groups of the generated
+        runtime's ``optimizer_params``: ``SOLVER.BACKBONE_LR_DECAY`` (layer-wise lr decay,
+        1.0 = off) and no weight decay on the parameters timm exempts from it."""
+        from detectron2.solver.build import maybe_add_gradient_clipping
+
+        decay = cfg.SOLVER.get("BACKBONE_LR_DECAY", 1.0)
+        runtime = generated_runtime(model)
+        if runtime is None:
+            if decay != 1.0:
+                raise ValueError(
+                    f"SOLVER.BACKBONE_LR_DECAY: {decay!r} needs a generated backbone, and "
+                    f"{cfg.MODEL.BACKBONE.NAME} is not one; valid: 1.0"
+                )
+            return super().build_optimizer(cfg, model)
+        params = runtime.optimizer_params(
+            model,
+            base_lr=cfg.SOLVER.BASE_LR,
+            weight_decay_norm=cfg.SOLVER.WEIGHT_DECAY_NORM,
+            bias_lr_factor=cfg.SOLVER.BIAS_LR_FACTOR,
+            weight_decay_bias=cfg.SOLVER.WEIGHT_DECAY_BIAS,
+            lr_decay=decay,
+        )
+        return maybe_add_gradient_clipping(cfg, torch.optim.SGD)(
+            params,
+            lr=cfg.SOLVER.BASE_LR,
+            momentum=cfg.SOLVER.MOMENTUM,
+            nesterov=cfg.SOLVER.NESTEROV,
+            weight_decay=cfg.SOLVER.WEIGHT_DECAY,
         )
 
     @classmethod

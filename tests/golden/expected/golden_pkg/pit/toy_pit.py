@@ -75,6 +75,8 @@ class ToyPitBackbone(TimmBackbone):
     PIXEL_MEAN = (0.485, 0.456, 0.406)
     PIXEL_STD = (0.229, 0.224, 0.225)
     SIZE_SLACK = 1  # timm's own padding: some maps are a row or column off, fitted here
+    # No layer-wise lr decay (SOLVER.BACKBONE_LR_DECAY must stay 1.0):
+    LAYERS_REASON = "timm gives the model no group_matcher, so it has no layering"
 
 
 @register_backbone
