@@ -73,6 +73,26 @@ class Sebotnet33ts256Backbone(TimmBackbone):
     )
     PIXEL_MEAN = (0.485, 0.456, 0.406)
     PIXEL_STD = (0.229, 0.224, 0.225)
+    # timm's layering (group_matcher, fine): what layer-wise lr decay scales by, by the
+    # shortest module path whose parameters share a layer (runtime/optim.py).
+    LAYERS = (
+        ("stem_conv1", 0),
+        ("stem_conv2", 0),
+        ("stem_conv3", 0),
+        ("stages_0.0", 1),
+        ("stages_0.1", 2),
+        ("stages_1.0", 3),
+        ("stages_1.1", 4),
+        ("stages_1.2", 5),
+        ("stages_2.0", 6),
+        ("stages_2.1", 7),
+        ("stages_2.2", 8),
+        ("stages_3.0", 9),
+        ("stages_3.1", 10),
+        ("final_conv", 10),
+    )
+    NUM_LAYERS = 11
+    DROP_PATH = True  # timm builds stochastic depth: MODEL.BACKBONE.CONFIG.DROP_PATH_RATE
 
 
 @register_backbone

@@ -53,6 +53,55 @@ class MobileoneS3Backbone(TimmBackbone):
     PIXEL_MEAN = (0.485, 0.456, 0.406)
     PIXEL_STD = (0.229, 0.224, 0.225)
     OUTPUT_STRIDES = (8, 16)  # MODEL.BACKBONE.CONFIG.OUTPUT_STRIDE: timm dilates it
+    # timm's layering (group_matcher, fine): what layer-wise lr decay scales by, by the
+    # shortest module path whose parameters share a layer (runtime/optim.py).
+    LAYERS = (
+        ("stem", 0),
+        ("stages_0.0", 1),
+        ("stages_0.1", 2),
+        ("stages_0.2", 3),
+        ("stages_0.3", 4),
+        ("stages_1.0", 5),
+        ("stages_1.1", 6),
+        ("stages_1.2", 7),
+        ("stages_1.3", 8),
+        ("stages_1.4", 9),
+        ("stages_1.5", 10),
+        ("stages_1.6", 11),
+        ("stages_1.7", 12),
+        ("stages_1.8", 13),
+        ("stages_1.9", 14),
+        ("stages_1.10", 15),
+        ("stages_1.11", 16),
+        ("stages_1.12", 17),
+        ("stages_1.13", 18),
+        ("stages_1.14", 19),
+        ("stages_1.15", 20),
+        ("stages_2.0", 21),
+        ("stages_2.1", 22),
+        ("stages_2.2", 23),
+        ("stages_2.3", 24),
+        ("stages_2.4", 25),
+        ("stages_2.5", 26),
+        ("stages_2.6", 27),
+        ("stages_2.7", 28),
+        ("stages_2.8", 29),
+        ("stages_2.9", 30),
+        ("stages_2.10", 31),
+        ("stages_2.11", 32),
+        ("stages_2.12", 33),
+        ("stages_2.13", 34),
+        ("stages_2.14", 35),
+        ("stages_2.15", 36),
+        ("stages_2.16", 37),
+        ("stages_2.17", 38),
+        ("stages_2.18", 39),
+        ("stages_2.19", 40),
+        ("stages_3.0", 41),
+        ("stages_3.1", 42),
+    )
+    NUM_LAYERS = 43
+    DROP_PATH = True  # timm builds stochastic depth: MODEL.BACKBONE.CONFIG.DROP_PATH_RATE
 
 
 @register_backbone

@@ -53,6 +53,36 @@ class RegnetzB16Backbone(TimmBackbone):
     PIXEL_MEAN = (0.5, 0.5, 0.5)
     PIXEL_STD = (0.5, 0.5, 0.5)
     OUTPUT_STRIDES = (8, 16)  # MODEL.BACKBONE.CONFIG.OUTPUT_STRIDE: timm dilates it
+    # timm's layering (group_matcher, fine): what layer-wise lr decay scales by, by the
+    # shortest module path whose parameters share a layer (runtime/optim.py).
+    LAYERS = (
+        ("stem", 0),
+        ("stages_0.0", 1),
+        ("stages_0.1", 2),
+        ("stages_1.0", 3),
+        ("stages_1.1", 4),
+        ("stages_1.2", 5),
+        ("stages_1.3", 6),
+        ("stages_1.4", 7),
+        ("stages_1.5", 8),
+        ("stages_2.0", 9),
+        ("stages_2.1", 10),
+        ("stages_2.2", 11),
+        ("stages_2.3", 12),
+        ("stages_2.4", 13),
+        ("stages_2.5", 14),
+        ("stages_2.6", 15),
+        ("stages_2.7", 16),
+        ("stages_2.8", 17),
+        ("stages_2.9", 18),
+        ("stages_2.10", 19),
+        ("stages_2.11", 20),
+        ("stages_3.0", 21),
+        ("stages_3.1", 22),
+        ("final_conv", 22),
+    )
+    NUM_LAYERS = 23
+    DROP_PATH = True  # timm builds stochastic depth: MODEL.BACKBONE.CONFIG.DROP_PATH_RATE
 
 
 @register_backbone

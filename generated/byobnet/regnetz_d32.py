@@ -55,6 +55,40 @@ class RegnetzD32Backbone(TimmBackbone):
     PIXEL_MEAN = (0.5, 0.5, 0.5)
     PIXEL_STD = (0.5, 0.5, 0.5)
     OUTPUT_STRIDES = (8, 16)  # MODEL.BACKBONE.CONFIG.OUTPUT_STRIDE: timm dilates it
+    # timm's layering (group_matcher, fine): what layer-wise lr decay scales by, by the
+    # shortest module path whose parameters share a layer (runtime/optim.py).
+    LAYERS = (
+        ("stem_conv1", 0),
+        ("stem_conv2", 0),
+        ("stem_conv3", 0),
+        ("stages_0.0", 1),
+        ("stages_0.1", 2),
+        ("stages_0.2", 3),
+        ("stages_1.0", 4),
+        ("stages_1.1", 5),
+        ("stages_1.2", 6),
+        ("stages_1.3", 7),
+        ("stages_1.4", 8),
+        ("stages_1.5", 9),
+        ("stages_2.0", 10),
+        ("stages_2.1", 11),
+        ("stages_2.2", 12),
+        ("stages_2.3", 13),
+        ("stages_2.4", 14),
+        ("stages_2.5", 15),
+        ("stages_2.6", 16),
+        ("stages_2.7", 17),
+        ("stages_2.8", 18),
+        ("stages_2.9", 19),
+        ("stages_2.10", 20),
+        ("stages_2.11", 21),
+        ("stages_3.0", 22),
+        ("stages_3.1", 23),
+        ("stages_3.2", 24),
+        ("final_conv", 24),
+    )
+    NUM_LAYERS = 25
+    DROP_PATH = True  # timm builds stochastic depth: MODEL.BACKBONE.CONFIG.DROP_PATH_RATE
 
 
 @register_backbone

@@ -55,6 +55,46 @@ class RegnetzE8Backbone(TimmBackbone):
     PIXEL_MEAN = (0.5, 0.5, 0.5)
     PIXEL_STD = (0.5, 0.5, 0.5)
     OUTPUT_STRIDES = (8, 16)  # MODEL.BACKBONE.CONFIG.OUTPUT_STRIDE: timm dilates it
+    # timm's layering (group_matcher, fine): what layer-wise lr decay scales by, by the
+    # shortest module path whose parameters share a layer (runtime/optim.py).
+    LAYERS = (
+        ("stem_conv1", 0),
+        ("stem_conv2", 0),
+        ("stem_conv3", 0),
+        ("stages_0.0", 1),
+        ("stages_0.1", 2),
+        ("stages_0.2", 3),
+        ("stages_1.0", 4),
+        ("stages_1.1", 5),
+        ("stages_1.2", 6),
+        ("stages_1.3", 7),
+        ("stages_1.4", 8),
+        ("stages_1.5", 9),
+        ("stages_1.6", 10),
+        ("stages_1.7", 11),
+        ("stages_2.0", 12),
+        ("stages_2.1", 13),
+        ("stages_2.2", 14),
+        ("stages_2.3", 15),
+        ("stages_2.4", 16),
+        ("stages_2.5", 17),
+        ("stages_2.6", 18),
+        ("stages_2.7", 19),
+        ("stages_2.8", 20),
+        ("stages_2.9", 21),
+        ("stages_2.10", 22),
+        ("stages_2.11", 23),
+        ("stages_2.12", 24),
+        ("stages_2.13", 25),
+        ("stages_2.14", 26),
+        ("stages_2.15", 27),
+        ("stages_3.0", 28),
+        ("stages_3.1", 29),
+        ("stages_3.2", 30),
+        ("final_conv", 30),
+    )
+    NUM_LAYERS = 31
+    DROP_PATH = True  # timm builds stochastic depth: MODEL.BACKBONE.CONFIG.DROP_PATH_RATE
 
 
 @register_backbone

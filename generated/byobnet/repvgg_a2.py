@@ -53,6 +53,34 @@ class RepvggA2Backbone(TimmBackbone):
     PIXEL_MEAN = (0.485, 0.456, 0.406)
     PIXEL_STD = (0.229, 0.224, 0.225)
     OUTPUT_STRIDES = (8, 16)  # MODEL.BACKBONE.CONFIG.OUTPUT_STRIDE: timm dilates it
+    # timm's layering (group_matcher, fine): what layer-wise lr decay scales by, by the
+    # shortest module path whose parameters share a layer (runtime/optim.py).
+    LAYERS = (
+        ("stem", 0),
+        ("stages_0.0", 1),
+        ("stages_0.1", 2),
+        ("stages_1.0", 3),
+        ("stages_1.1", 4),
+        ("stages_1.2", 5),
+        ("stages_1.3", 6),
+        ("stages_2.0", 7),
+        ("stages_2.1", 8),
+        ("stages_2.2", 9),
+        ("stages_2.3", 10),
+        ("stages_2.4", 11),
+        ("stages_2.5", 12),
+        ("stages_2.6", 13),
+        ("stages_2.7", 14),
+        ("stages_2.8", 15),
+        ("stages_2.9", 16),
+        ("stages_2.10", 17),
+        ("stages_2.11", 18),
+        ("stages_2.12", 19),
+        ("stages_2.13", 20),
+        ("stages_3", 21),
+    )
+    NUM_LAYERS = 22
+    DROP_PATH = True  # timm builds stochastic depth: MODEL.BACKBONE.CONFIG.DROP_PATH_RATE
 
 
 @register_backbone

@@ -53,6 +53,40 @@ class RepvggB2Backbone(TimmBackbone):
     PIXEL_MEAN = (0.485, 0.456, 0.406)
     PIXEL_STD = (0.229, 0.224, 0.225)
     OUTPUT_STRIDES = (8, 16)  # MODEL.BACKBONE.CONFIG.OUTPUT_STRIDE: timm dilates it
+    # timm's layering (group_matcher, fine): what layer-wise lr decay scales by, by the
+    # shortest module path whose parameters share a layer (runtime/optim.py).
+    LAYERS = (
+        ("stem", 0),
+        ("stages_0.0", 1),
+        ("stages_0.1", 2),
+        ("stages_0.2", 3),
+        ("stages_0.3", 4),
+        ("stages_1.0", 5),
+        ("stages_1.1", 6),
+        ("stages_1.2", 7),
+        ("stages_1.3", 8),
+        ("stages_1.4", 9),
+        ("stages_1.5", 10),
+        ("stages_2.0", 11),
+        ("stages_2.1", 12),
+        ("stages_2.2", 13),
+        ("stages_2.3", 14),
+        ("stages_2.4", 15),
+        ("stages_2.5", 16),
+        ("stages_2.6", 17),
+        ("stages_2.7", 18),
+        ("stages_2.8", 19),
+        ("stages_2.9", 20),
+        ("stages_2.10", 21),
+        ("stages_2.11", 22),
+        ("stages_2.12", 23),
+        ("stages_2.13", 24),
+        ("stages_2.14", 25),
+        ("stages_2.15", 26),
+        ("stages_3", 27),
+    )
+    NUM_LAYERS = 28
+    DROP_PATH = True  # timm builds stochastic depth: MODEL.BACKBONE.CONFIG.DROP_PATH_RATE
 
 
 @register_backbone

@@ -53,6 +53,60 @@ class RepvggD2seBackbone(TimmBackbone):
     PIXEL_MEAN = (0.485, 0.456, 0.406)
     PIXEL_STD = (0.229, 0.224, 0.225)
     OUTPUT_STRIDES = (8, 16)  # MODEL.BACKBONE.CONFIG.OUTPUT_STRIDE: timm dilates it
+    # timm's layering (group_matcher, fine): what layer-wise lr decay scales by, by the
+    # shortest module path whose parameters share a layer (runtime/optim.py).
+    LAYERS = (
+        ("stem", 0),
+        ("stages_0.0", 1),
+        ("stages_0.1", 2),
+        ("stages_0.2", 3),
+        ("stages_0.3", 4),
+        ("stages_0.4", 5),
+        ("stages_0.5", 6),
+        ("stages_0.6", 7),
+        ("stages_0.7", 8),
+        ("stages_1.0", 9),
+        ("stages_1.1", 10),
+        ("stages_1.2", 11),
+        ("stages_1.3", 12),
+        ("stages_1.4", 13),
+        ("stages_1.5", 14),
+        ("stages_1.6", 15),
+        ("stages_1.7", 16),
+        ("stages_1.8", 17),
+        ("stages_1.9", 18),
+        ("stages_1.10", 19),
+        ("stages_1.11", 20),
+        ("stages_1.12", 21),
+        ("stages_1.13", 22),
+        ("stages_2.0", 23),
+        ("stages_2.1", 24),
+        ("stages_2.2", 25),
+        ("stages_2.3", 26),
+        ("stages_2.4", 27),
+        ("stages_2.5", 28),
+        ("stages_2.6", 29),
+        ("stages_2.7", 30),
+        ("stages_2.8", 31),
+        ("stages_2.9", 32),
+        ("stages_2.10", 33),
+        ("stages_2.11", 34),
+        ("stages_2.12", 35),
+        ("stages_2.13", 36),
+        ("stages_2.14", 37),
+        ("stages_2.15", 38),
+        ("stages_2.16", 39),
+        ("stages_2.17", 40),
+        ("stages_2.18", 41),
+        ("stages_2.19", 42),
+        ("stages_2.20", 43),
+        ("stages_2.21", 44),
+        ("stages_2.22", 45),
+        ("stages_2.23", 46),
+        ("stages_3", 47),
+    )
+    NUM_LAYERS = 48
+    DROP_PATH = True  # timm builds stochastic depth: MODEL.BACKBONE.CONFIG.DROP_PATH_RATE
 
 
 @register_backbone

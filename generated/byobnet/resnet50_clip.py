@@ -59,6 +59,31 @@ class Resnet50ClipBackbone(TimmBackbone):
     PIXEL_MEAN = (0.48145466, 0.4578275, 0.40821073)
     PIXEL_STD = (0.26862954, 0.26130258, 0.27577711)
     OUTPUT_STRIDES = (8, 16)  # MODEL.BACKBONE.CONFIG.OUTPUT_STRIDE: timm dilates it
+    # timm's layering (group_matcher, fine): what layer-wise lr decay scales by, by the
+    # shortest module path whose parameters share a layer (runtime/optim.py).
+    LAYERS = (
+        ("stem_conv1", 0),
+        ("stem_conv2", 0),
+        ("stem_conv3", 0),
+        ("stages_0.0", 1),
+        ("stages_0.1", 2),
+        ("stages_0.2", 3),
+        ("stages_1.0", 4),
+        ("stages_1.1", 5),
+        ("stages_1.2", 6),
+        ("stages_1.3", 7),
+        ("stages_2.0", 8),
+        ("stages_2.1", 9),
+        ("stages_2.2", 10),
+        ("stages_2.3", 11),
+        ("stages_2.4", 12),
+        ("stages_2.5", 13),
+        ("stages_3.0", 14),
+        ("stages_3.1", 15),
+        ("stages_3.2", 16),
+    )
+    NUM_LAYERS = 17
+    DROP_PATH = True  # timm builds stochastic depth: MODEL.BACKBONE.CONFIG.DROP_PATH_RATE
 
 
 @register_backbone

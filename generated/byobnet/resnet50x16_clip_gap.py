@@ -59,6 +59,55 @@ class Resnet50x16ClipGapBackbone(TimmBackbone):
     PIXEL_MEAN = (0.48145466, 0.4578275, 0.40821073)
     PIXEL_STD = (0.26862954, 0.26130258, 0.27577711)
     OUTPUT_STRIDES = (8, 16)  # MODEL.BACKBONE.CONFIG.OUTPUT_STRIDE: timm dilates it
+    # timm's layering (group_matcher, fine): what layer-wise lr decay scales by, by the
+    # shortest module path whose parameters share a layer (runtime/optim.py).
+    LAYERS = (
+        ("stem_conv1", 0),
+        ("stem_conv2", 0),
+        ("stem_conv3", 0),
+        ("stages_0.0", 1),
+        ("stages_0.1", 2),
+        ("stages_0.2", 3),
+        ("stages_0.3", 4),
+        ("stages_0.4", 5),
+        ("stages_0.5", 6),
+        ("stages_1.0", 7),
+        ("stages_1.1", 8),
+        ("stages_1.2", 9),
+        ("stages_1.3", 10),
+        ("stages_1.4", 11),
+        ("stages_1.5", 12),
+        ("stages_1.6", 13),
+        ("stages_1.7", 14),
+        ("stages_2.0", 15),
+        ("stages_2.1", 16),
+        ("stages_2.2", 17),
+        ("stages_2.3", 18),
+        ("stages_2.4", 19),
+        ("stages_2.5", 20),
+        ("stages_2.6", 21),
+        ("stages_2.7", 22),
+        ("stages_2.8", 23),
+        ("stages_2.9", 24),
+        ("stages_2.10", 25),
+        ("stages_2.11", 26),
+        ("stages_2.12", 27),
+        ("stages_2.13", 28),
+        ("stages_2.14", 29),
+        ("stages_2.15", 30),
+        ("stages_2.16", 31),
+        ("stages_2.17", 32),
+        ("stages_3.0", 33),
+        ("stages_3.1", 34),
+        ("stages_3.2", 35),
+        ("stages_3.3", 36),
+        ("stages_3.4", 37),
+        ("stages_3.5", 38),
+        ("stages_3.6", 39),
+        ("stages_3.7", 40),
+    )
+    NUM_LAYERS = 41
+    DROP_PATH = True  # timm builds stochastic depth: MODEL.BACKBONE.CONFIG.DROP_PATH_RATE
 
 
 @register_backbone

@@ -59,6 +59,41 @@ class Resnet50x4ClipGapBackbone(TimmBackbone):
     PIXEL_MEAN = (0.48145466, 0.4578275, 0.40821073)
     PIXEL_STD = (0.26862954, 0.26130258, 0.27577711)
     OUTPUT_STRIDES = (8, 16)  # MODEL.BACKBONE.CONFIG.OUTPUT_STRIDE: timm dilates it
+    # timm's layering (group_matcher, fine): what layer-wise lr decay scales by, by the
+    # shortest module path whose parameters share a layer (runtime/optim.py).
+    LAYERS = (
+        ("stem_conv1", 0),
+        ("stem_conv2", 0),
+        ("stem_conv3", 0),
+        ("stages_0.0", 1),
+        ("stages_0.1", 2),
+        ("stages_0.2", 3),
+        ("stages_0.3", 4),
+        ("stages_1.0", 5),
+        ("stages_1.1", 6),
+        ("stages_1.2", 7),
+        ("stages_1.3", 8),
+        ("stages_1.4", 9),
+        ("stages_1.5", 10),
+        ("stages_2.0", 11),
+        ("stages_2.1", 12),
+        ("stages_2.2", 13),
+        ("stages_2.3", 14),
+        ("stages_2.4", 15),
+        ("stages_2.5", 16),
+        ("stages_2.6", 17),
+        ("stages_2.7", 18),
+        ("stages_2.8", 19),
+        ("stages_2.9", 20),
+        ("stages_3.0", 21),
+        ("stages_3.1", 22),
+        ("stages_3.2", 23),
+        ("stages_3.3", 24),
+        ("stages_3.4", 25),
+        ("stages_3.5", 26),
+    )
+    NUM_LAYERS = 27
+    DROP_PATH = True  # timm builds stochastic depth: MODEL.BACKBONE.CONFIG.DROP_PATH_RATE
 
 
 @register_backbone

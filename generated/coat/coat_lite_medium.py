@@ -86,6 +86,61 @@ class CoatLiteMediumBackbone(TimmBackbone):
     GRID_PARAMS = ()
     PIXEL_MEAN = (0.485, 0.456, 0.406)
     PIXEL_STD = (0.229, 0.224, 0.225)
+    # timm's layering (group_matcher, fine): what layer-wise lr decay scales by, by the
+    # shortest module path whose parameters share a layer (runtime/optim.py).
+    LAYERS = (
+        ("model.cls_token1", 0),
+        ("model.cls_token2", 4),
+        ("model.cls_token3", 11),
+        ("model.cls_token4", 22),
+        ("model.patch_embed1", 0),
+        ("model.patch_embed2", 4),
+        ("model.patch_embed3", 11),
+        ("model.patch_embed4", 22),
+        ("model.cpe1", 0),
+        ("model.cpe2", 4),
+        ("model.cpe3", 11),
+        ("model.cpe4", 22),
+        ("model.crpe1", 0),
+        ("model.crpe2", 4),
+        ("model.crpe3", 11),
+        ("model.crpe4", 22),
+        ("model.serial_blocks1.0", 1),
+        ("model.serial_blocks1.1", 2),
+        ("model.serial_blocks1.2", 3),
+        ("model.serial_blocks2.0", 5),
+        ("model.serial_blocks2.1", 6),
+        ("model.serial_blocks2.2", 7),
+        ("model.serial_blocks2.3", 8),
+        ("model.serial_blocks2.4", 9),
+        ("model.serial_blocks2.5", 10),
+        ("model.serial_blocks3.0", 12),
+        ("model.serial_blocks3.1", 13),
+        ("model.serial_blocks3.2", 14),
+        ("model.serial_blocks3.3", 15),
+        ("model.serial_blocks3.4", 16),
+        ("model.serial_blocks3.5", 17),
+        ("model.serial_blocks3.6", 18),
+        ("model.serial_blocks3.7", 19),
+        ("model.serial_blocks3.8", 20),
+        ("model.serial_blocks3.9", 21),
+        ("model.serial_blocks4.0", 23),
+        ("model.serial_blocks4.1", 24),
+        ("model.serial_blocks4.2", 25),
+        ("model.serial_blocks4.3", 26),
+        ("model.serial_blocks4.4", 27),
+        ("model.serial_blocks4.5", 28),
+        ("model.serial_blocks4.6", 29),
+        ("model.serial_blocks4.7", 30),
+    )
+    NUM_LAYERS = 31
+    DROP_PATH = True  # timm builds stochastic depth: MODEL.BACKBONE.CONFIG.DROP_PATH_RATE
+    NO_WEIGHT_DECAY = (
+        "model.cls_token1",
+        "model.cls_token2",
+        "model.cls_token3",
+        "model.cls_token4",
+    )  # timm's no_weight_decay()
 
 
 @register_backbone

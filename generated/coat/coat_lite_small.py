@@ -86,6 +86,50 @@ class CoatLiteSmallBackbone(TimmBackbone):
     GRID_PARAMS = ()
     PIXEL_MEAN = (0.485, 0.456, 0.406)
     PIXEL_STD = (0.229, 0.224, 0.225)
+    # timm's layering (group_matcher, fine): what layer-wise lr decay scales by, by the
+    # shortest module path whose parameters share a layer (runtime/optim.py).
+    LAYERS = (
+        ("model.cls_token1", 0),
+        ("model.cls_token2", 4),
+        ("model.cls_token3", 9),
+        ("model.cls_token4", 16),
+        ("model.patch_embed1", 0),
+        ("model.patch_embed2", 4),
+        ("model.patch_embed3", 9),
+        ("model.patch_embed4", 16),
+        ("model.cpe1", 0),
+        ("model.cpe2", 4),
+        ("model.cpe3", 9),
+        ("model.cpe4", 16),
+        ("model.crpe1", 0),
+        ("model.crpe2", 4),
+        ("model.crpe3", 9),
+        ("model.crpe4", 16),
+        ("model.serial_blocks1.0", 1),
+        ("model.serial_blocks1.1", 2),
+        ("model.serial_blocks1.2", 3),
+        ("model.serial_blocks2.0", 5),
+        ("model.serial_blocks2.1", 6),
+        ("model.serial_blocks2.2", 7),
+        ("model.serial_blocks2.3", 8),
+        ("model.serial_blocks3.0", 10),
+        ("model.serial_blocks3.1", 11),
+        ("model.serial_blocks3.2", 12),
+        ("model.serial_blocks3.3", 13),
+        ("model.serial_blocks3.4", 14),
+        ("model.serial_blocks3.5", 15),
+        ("model.serial_blocks4.0", 17),
+        ("model.serial_blocks4.1", 18),
+        ("model.serial_blocks4.2", 19),
+    )
+    NUM_LAYERS = 20
+    DROP_PATH = True  # timm builds stochastic depth: MODEL.BACKBONE.CONFIG.DROP_PATH_RATE
+    NO_WEIGHT_DECAY = (
+        "model.cls_token1",
+        "model.cls_token2",
+        "model.cls_token3",
+        "model.cls_token4",
+    )  # timm's no_weight_decay()
 
 
 @register_backbone

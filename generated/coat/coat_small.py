@@ -82,6 +82,48 @@ class CoatSmallBackbone(TimmBackbone):
     GRID_PARAMS = ()
     PIXEL_MEAN = (0.485, 0.456, 0.406)
     PIXEL_STD = (0.229, 0.224, 0.225)
+    # timm's layering (group_matcher, fine): what layer-wise lr decay scales by, by the
+    # shortest module path whose parameters share a layer (runtime/optim.py).
+    LAYERS = (
+        ("model.cls_token1", 0),
+        ("model.cls_token2", 3),
+        ("model.cls_token3", 6),
+        ("model.cls_token4", 9),
+        ("model.patch_embed1", 0),
+        ("model.patch_embed2", 3),
+        ("model.patch_embed3", 6),
+        ("model.patch_embed4", 9),
+        ("model.cpe1", 0),
+        ("model.cpe2", 3),
+        ("model.cpe3", 6),
+        ("model.cpe4", 9),
+        ("model.crpe1", 0),
+        ("model.crpe2", 3),
+        ("model.crpe3", 6),
+        ("model.crpe4", 9),
+        ("model.serial_blocks1.0", 1),
+        ("model.serial_blocks1.1", 2),
+        ("model.serial_blocks2.0", 4),
+        ("model.serial_blocks2.1", 5),
+        ("model.serial_blocks3.0", 7),
+        ("model.serial_blocks3.1", 8),
+        ("model.serial_blocks4.0", 10),
+        ("model.serial_blocks4.1", 11),
+        ("model.parallel_blocks.0", 12),
+        ("model.parallel_blocks.1", 13),
+        ("model.parallel_blocks.2", 14),
+        ("model.parallel_blocks.3", 15),
+        ("model.parallel_blocks.4", 16),
+        ("model.parallel_blocks.5", 17),
+    )
+    NUM_LAYERS = 18
+    DROP_PATH = True  # timm builds stochastic depth: MODEL.BACKBONE.CONFIG.DROP_PATH_RATE
+    NO_WEIGHT_DECAY = (
+        "model.cls_token1",
+        "model.cls_token2",
+        "model.cls_token3",
+        "model.cls_token4",
+    )  # timm's no_weight_decay()
 
 
 @register_backbone

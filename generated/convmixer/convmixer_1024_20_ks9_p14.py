@@ -226,6 +226,32 @@ class Convmixer102420Ks9P14Backbone(TimmBackbone):
     FIXED_INPUT_SIZE = False
     PIXEL_MEAN = (0.485, 0.456, 0.406)
     PIXEL_STD = (0.229, 0.224, 0.225)
+    # timm's layering (group_matcher, fine): what layer-wise lr decay scales by, by the
+    # shortest module path whose parameters share a layer (runtime/optim.py).
+    LAYERS = (
+        ("model.stem", 0),
+        ("model.blocks.0", 1),
+        ("model.blocks.1", 2),
+        ("model.blocks.2", 3),
+        ("model.blocks.3", 4),
+        ("model.blocks.4", 5),
+        ("model.blocks.5", 6),
+        ("model.blocks.6", 7),
+        ("model.blocks.7", 8),
+        ("model.blocks.8", 9),
+        ("model.blocks.9", 10),
+        ("model.blocks.10", 11),
+        ("model.blocks.11", 12),
+        ("model.blocks.12", 13),
+        ("model.blocks.13", 14),
+        ("model.blocks.14", 15),
+        ("model.blocks.15", 16),
+        ("model.blocks.16", 17),
+        ("model.blocks.17", 18),
+        ("model.blocks.18", 19),
+        ("model.blocks.19", 20),
+    )
+    NUM_LAYERS = 21
 
 
 @register_backbone

@@ -53,6 +53,29 @@ class ConvnextPicoBackbone(TimmBackbone):
     PIXEL_MEAN = (0.485, 0.456, 0.406)
     PIXEL_STD = (0.229, 0.224, 0.225)
     OUTPUT_STRIDES = (8, 16)  # MODEL.BACKBONE.CONFIG.OUTPUT_STRIDE: timm dilates it
+    # timm's layering (group_matcher, fine): what layer-wise lr decay scales by, by the
+    # shortest module path whose parameters share a layer (runtime/optim.py).
+    LAYERS = (
+        ("stem_0", 0),
+        ("stem_1", 0),
+        ("stages_0.blocks.0", 1),
+        ("stages_0.blocks.1", 2),
+        ("stages_1.downsample", 3),
+        ("stages_1.blocks.0", 3),
+        ("stages_1.blocks.1", 4),
+        ("stages_2.downsample", 5),
+        ("stages_2.blocks.0", 5),
+        ("stages_2.blocks.1", 6),
+        ("stages_2.blocks.2", 7),
+        ("stages_2.blocks.3", 8),
+        ("stages_2.blocks.4", 9),
+        ("stages_2.blocks.5", 10),
+        ("stages_3.downsample", 11),
+        ("stages_3.blocks.0", 11),
+        ("stages_3.blocks.1", 12),
+    )
+    NUM_LAYERS = 13
+    DROP_PATH = True  # timm builds stochastic depth: MODEL.BACKBONE.CONFIG.DROP_PATH_RATE
 
 
 @register_backbone

@@ -53,6 +53,26 @@ class TestConvnextBackbone(TimmBackbone):
     PIXEL_MEAN = (0.5, 0.5, 0.5)
     PIXEL_STD = (0.5, 0.5, 0.5)
     OUTPUT_STRIDES = (8, 16)  # MODEL.BACKBONE.CONFIG.OUTPUT_STRIDE: timm dilates it
+    # timm's layering (group_matcher, fine): what layer-wise lr decay scales by, by the
+    # shortest module path whose parameters share a layer (runtime/optim.py).
+    LAYERS = (
+        ("stem_0", 0),
+        ("stem_1", 0),
+        ("stages_0", 1),
+        ("stages_1.downsample", 2),
+        ("stages_1.blocks.0", 2),
+        ("stages_1.blocks.1", 3),
+        ("stages_2.downsample", 4),
+        ("stages_2.blocks.0", 4),
+        ("stages_2.blocks.1", 5),
+        ("stages_2.blocks.2", 6),
+        ("stages_2.blocks.3", 7),
+        ("stages_3.downsample", 8),
+        ("stages_3.blocks.0", 8),
+        ("stages_3.blocks.1", 9),
+    )
+    NUM_LAYERS = 10
+    DROP_PATH = True  # timm builds stochastic depth: MODEL.BACKBONE.CONFIG.DROP_PATH_RATE
 
 
 @register_backbone

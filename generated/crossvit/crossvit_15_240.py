@@ -87,6 +87,26 @@ class Crossvit15240Backbone(TimmBackbone):
     )
     PIXEL_MEAN = (0.485, 0.456, 0.406)
     PIXEL_STD = (0.229, 0.224, 0.225)
+    # timm's layering (group_matcher, fine): what layer-wise lr decay scales by, by the
+    # shortest module path whose parameters share a layer (runtime/optim.py).
+    LAYERS = (
+        ("model.pos_embed_0", 0),
+        ("model.cls_token_0", 0),
+        ("model.pos_embed_1", 0),
+        ("model.cls_token_1", 0),
+        ("model.patch_embed", 0),
+        ("model.blocks.0", 1),
+        ("model.blocks.1", 2),
+        ("model.blocks.2", 3),
+    )
+    NUM_LAYERS = 4
+    DROP_PATH = True  # timm builds stochastic depth: MODEL.BACKBONE.CONFIG.DROP_PATH_RATE
+    NO_WEIGHT_DECAY = (
+        "model.cls_token_0",
+        "model.cls_token_1",
+        "model.pos_embed_0",
+        "model.pos_embed_1",
+    )  # timm's no_weight_decay()
 
 
 @register_backbone

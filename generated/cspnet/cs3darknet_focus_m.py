@@ -57,6 +57,39 @@ class Cs3darknetFocusMBackbone(TimmBackbone):
     PIXEL_MEAN = (0.485, 0.456, 0.406)
     PIXEL_STD = (0.229, 0.224, 0.225)
     OUTPUT_STRIDES = (8, 16)  # MODEL.BACKBONE.CONFIG.OUTPUT_STRIDE: timm dilates it
+    # timm's layering (group_matcher, fine): what layer-wise lr decay scales by, by the
+    # shortest module path whose parameters share a layer (runtime/optim.py).
+    LAYERS = (
+        ("stem_conv1", 0),
+        ("stages_0.conv_down", 1),
+        ("stages_0.conv_exp", 1),
+        ("stages_0.blocks.0", 1),
+        ("stages_0.blocks.1", 2),
+        ("stages_0.conv_transition", 2),
+        ("stages_1.conv_down", 3),
+        ("stages_1.conv_exp", 3),
+        ("stages_1.blocks.0", 3),
+        ("stages_1.blocks.1", 4),
+        ("stages_1.blocks.2", 5),
+        ("stages_1.blocks.3", 6),
+        ("stages_1.conv_transition", 6),
+        ("stages_2.conv_down", 7),
+        ("stages_2.conv_exp", 7),
+        ("stages_2.blocks.0", 7),
+        ("stages_2.blocks.1", 8),
+        ("stages_2.blocks.2", 9),
+        ("stages_2.blocks.3", 10),
+        ("stages_2.blocks.4", 11),
+        ("stages_2.blocks.5", 12),
+        ("stages_2.conv_transition", 12),
+        ("stages_3.conv_down", 13),
+        ("stages_3.conv_exp", 13),
+        ("stages_3.blocks.0", 13),
+        ("stages_3.blocks.1", 14),
+        ("stages_3.conv_transition", 14),
+    )
+    NUM_LAYERS = 15
+    DROP_PATH = True  # timm builds stochastic depth: MODEL.BACKBONE.CONFIG.DROP_PATH_RATE
 
 
 @register_backbone

@@ -53,6 +53,29 @@ class Cs3darknetSBackbone(TimmBackbone):
     PIXEL_MEAN = (0.485, 0.456, 0.406)
     PIXEL_STD = (0.229, 0.224, 0.225)
     OUTPUT_STRIDES = (8, 16)  # MODEL.BACKBONE.CONFIG.OUTPUT_STRIDE: timm dilates it
+    # timm's layering (group_matcher, fine): what layer-wise lr decay scales by, by the
+    # shortest module path whose parameters share a layer (runtime/optim.py).
+    LAYERS = (
+        ("stem_conv1", 0),
+        ("stem_conv2", 0),
+        ("stages_0", 1),
+        ("stages_1.conv_down", 2),
+        ("stages_1.conv_exp", 2),
+        ("stages_1.blocks.0", 2),
+        ("stages_1.blocks.1", 3),
+        ("stages_1.blocks.2", 4),
+        ("stages_1.conv_transition", 4),
+        ("stages_2.conv_down", 5),
+        ("stages_2.conv_exp", 5),
+        ("stages_2.blocks.0", 5),
+        ("stages_2.blocks.1", 6),
+        ("stages_2.blocks.2", 7),
+        ("stages_2.blocks.3", 8),
+        ("stages_2.conv_transition", 8),
+        ("stages_3", 9),
+    )
+    NUM_LAYERS = 10
+    DROP_PATH = True  # timm builds stochastic depth: MODEL.BACKBONE.CONFIG.DROP_PATH_RATE
 
 
 @register_backbone

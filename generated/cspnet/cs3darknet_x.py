@@ -53,6 +53,50 @@ class Cs3darknetXBackbone(TimmBackbone):
     PIXEL_MEAN = (0.485, 0.456, 0.406)
     PIXEL_STD = (0.229, 0.224, 0.225)
     OUTPUT_STRIDES = (8, 16)  # MODEL.BACKBONE.CONFIG.OUTPUT_STRIDE: timm dilates it
+    # timm's layering (group_matcher, fine): what layer-wise lr decay scales by, by the
+    # shortest module path whose parameters share a layer (runtime/optim.py).
+    LAYERS = (
+        ("stem_conv1", 0),
+        ("stem_conv2", 0),
+        ("stages_0.conv_down", 1),
+        ("stages_0.conv_exp", 1),
+        ("stages_0.blocks.0", 1),
+        ("stages_0.blocks.1", 2),
+        ("stages_0.blocks.2", 3),
+        ("stages_0.conv_transition", 3),
+        ("stages_1.conv_down", 4),
+        ("stages_1.conv_exp", 4),
+        ("stages_1.blocks.0", 4),
+        ("stages_1.blocks.1", 5),
+        ("stages_1.blocks.2", 6),
+        ("stages_1.blocks.3", 7),
+        ("stages_1.blocks.4", 8),
+        ("stages_1.blocks.5", 9),
+        ("stages_1.blocks.6", 10),
+        ("stages_1.conv_transition", 10),
+        ("stages_2.conv_down", 11),
+        ("stages_2.conv_exp", 11),
+        ("stages_2.blocks.0", 11),
+        ("stages_2.blocks.1", 12),
+        ("stages_2.blocks.2", 13),
+        ("stages_2.blocks.3", 14),
+        ("stages_2.blocks.4", 15),
+        ("stages_2.blocks.5", 16),
+        ("stages_2.blocks.6", 17),
+        ("stages_2.blocks.7", 18),
+        ("stages_2.blocks.8", 19),
+        ("stages_2.blocks.9", 20),
+        ("stages_2.blocks.10", 21),
+        ("stages_2.conv_transition", 21),
+        ("stages_3.conv_down", 22),
+        ("stages_3.conv_exp", 22),
+        ("stages_3.blocks.0", 22),
+        ("stages_3.blocks.1", 23),
+        ("stages_3.blocks.2", 24),
+        ("stages_3.conv_transition", 24),
+    )
+    NUM_LAYERS = 25
+    DROP_PATH = True  # timm builds stochastic depth: MODEL.BACKBONE.CONFIG.DROP_PATH_RATE
 
 
 @register_backbone

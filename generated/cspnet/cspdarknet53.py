@@ -55,6 +55,52 @@ class Cspdarknet53Backbone(TimmBackbone):
     PIXEL_MEAN = (0.485, 0.456, 0.406)
     PIXEL_STD = (0.229, 0.224, 0.225)
     OUTPUT_STRIDES = (8, 16)  # MODEL.BACKBONE.CONFIG.OUTPUT_STRIDE: timm dilates it
+    # timm's layering (group_matcher, fine): what layer-wise lr decay scales by, by the
+    # shortest module path whose parameters share a layer (runtime/optim.py).
+    LAYERS = (
+        ("stem_conv1", 0),
+        ("stages_0", 1),
+        ("stages_1.conv_down", 2),
+        ("stages_1.conv_exp", 2),
+        ("stages_1.blocks.0", 2),
+        ("stages_1.blocks.1", 3),
+        ("stages_1.conv_transition_b", 3),
+        ("stages_1.conv_transition", 3),
+        ("stages_2.conv_down", 4),
+        ("stages_2.conv_exp", 4),
+        ("stages_2.blocks.0", 4),
+        ("stages_2.blocks.1", 5),
+        ("stages_2.blocks.2", 6),
+        ("stages_2.blocks.3", 7),
+        ("stages_2.blocks.4", 8),
+        ("stages_2.blocks.5", 9),
+        ("stages_2.blocks.6", 10),
+        ("stages_2.blocks.7", 11),
+        ("stages_2.conv_transition_b", 11),
+        ("stages_2.conv_transition", 11),
+        ("stages_3.conv_down", 12),
+        ("stages_3.conv_exp", 12),
+        ("stages_3.blocks.0", 12),
+        ("stages_3.blocks.1", 13),
+        ("stages_3.blocks.2", 14),
+        ("stages_3.blocks.3", 15),
+        ("stages_3.blocks.4", 16),
+        ("stages_3.blocks.5", 17),
+        ("stages_3.blocks.6", 18),
+        ("stages_3.blocks.7", 19),
+        ("stages_3.conv_transition_b", 19),
+        ("stages_3.conv_transition", 19),
+        ("stages_4.conv_down", 20),
+        ("stages_4.conv_exp", 20),
+        ("stages_4.blocks.0", 20),
+        ("stages_4.blocks.1", 21),
+        ("stages_4.blocks.2", 22),
+        ("stages_4.blocks.3", 23),
+        ("stages_4.conv_transition_b", 23),
+        ("stages_4.conv_transition", 23),
+    )
+    NUM_LAYERS = 24
+    DROP_PATH = True  # timm builds stochastic depth: MODEL.BACKBONE.CONFIG.DROP_PATH_RATE
 
 
 @register_backbone

@@ -55,6 +55,22 @@ class Darknet21Backbone(TimmBackbone):
     PIXEL_MEAN = (0.485, 0.456, 0.406)
     PIXEL_STD = (0.229, 0.224, 0.225)
     OUTPUT_STRIDES = (8, 16)  # MODEL.BACKBONE.CONFIG.OUTPUT_STRIDE: timm dilates it
+    # timm's layering (group_matcher, fine): what layer-wise lr decay scales by, by the
+    # shortest module path whose parameters share a layer (runtime/optim.py).
+    LAYERS = (
+        ("stem_conv1", 0),
+        ("stages_0", 1),
+        ("stages_1", 2),
+        ("stages_2", 3),
+        ("stages_3.conv_down", 4),
+        ("stages_3.blocks.0", 4),
+        ("stages_3.blocks.1", 5),
+        ("stages_4.conv_down", 6),
+        ("stages_4.blocks.0", 6),
+        ("stages_4.blocks.1", 7),
+    )
+    NUM_LAYERS = 8
+    DROP_PATH = True  # timm builds stochastic depth: MODEL.BACKBONE.CONFIG.DROP_PATH_RATE
 
 
 @register_backbone

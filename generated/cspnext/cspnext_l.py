@@ -59,6 +59,52 @@ class CspnextLBackbone(TimmBackbone):
     PIXEL_MEAN = (0.485, 0.456, 0.406)
     PIXEL_STD = (0.229, 0.224, 0.225)
     OUTPUT_STRIDES = (8, 16)  # MODEL.BACKBONE.CONFIG.OUTPUT_STRIDE: timm dilates it
+    # timm's layering (group_matcher, fine): what layer-wise lr decay scales by, by the
+    # shortest module path whose parameters share a layer (runtime/optim.py).
+    LAYERS = (
+        ("model.stem", 0),
+        ("model.stages.0.0", 1),
+        ("model.stages.0.1.short_conv", 1),
+        ("model.stages.0.1.main_conv", 1),
+        ("model.stages.0.1.blocks.0", 1),
+        ("model.stages.0.1.blocks.1", 2),
+        ("model.stages.0.1.blocks.2", 3),
+        ("model.stages.0.1.attention", 3),
+        ("model.stages.0.1.final_conv", 3),
+        ("model.stages.1.0", 4),
+        ("model.stages.1.1.short_conv", 4),
+        ("model.stages.1.1.main_conv", 4),
+        ("model.stages.1.1.blocks.0", 4),
+        ("model.stages.1.1.blocks.1", 5),
+        ("model.stages.1.1.blocks.2", 6),
+        ("model.stages.1.1.blocks.3", 7),
+        ("model.stages.1.1.blocks.4", 8),
+        ("model.stages.1.1.blocks.5", 9),
+        ("model.stages.1.1.attention", 9),
+        ("model.stages.1.1.final_conv", 9),
+        ("model.stages.2.0", 10),
+        ("model.stages.2.1.short_conv", 10),
+        ("model.stages.2.1.main_conv", 10),
+        ("model.stages.2.1.blocks.0", 10),
+        ("model.stages.2.1.blocks.1", 11),
+        ("model.stages.2.1.blocks.2", 12),
+        ("model.stages.2.1.blocks.3", 13),
+        ("model.stages.2.1.blocks.4", 14),
+        ("model.stages.2.1.blocks.5", 15),
+        ("model.stages.2.1.attention", 15),
+        ("model.stages.2.1.final_conv", 15),
+        ("model.stages.3.0", 16),
+        ("model.stages.3.1", 16),
+        ("model.stages.3.2.short_conv", 16),
+        ("model.stages.3.2.main_conv", 16),
+        ("model.stages.3.2.blocks.0", 16),
+        ("model.stages.3.2.blocks.1", 17),
+        ("model.stages.3.2.blocks.2", 18),
+        ("model.stages.3.2.attention", 18),
+        ("model.stages.3.2.final_conv", 18),
+    )
+    NUM_LAYERS = 19
+    DROP_PATH = True  # timm builds stochastic depth: MODEL.BACKBONE.CONFIG.DROP_PATH_RATE
 
 
 @register_backbone

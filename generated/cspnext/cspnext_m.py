@@ -59,6 +59,46 @@ class CspnextMBackbone(TimmBackbone):
     PIXEL_MEAN = (0.485, 0.456, 0.406)
     PIXEL_STD = (0.229, 0.224, 0.225)
     OUTPUT_STRIDES = (8, 16)  # MODEL.BACKBONE.CONFIG.OUTPUT_STRIDE: timm dilates it
+    # timm's layering (group_matcher, fine): what layer-wise lr decay scales by, by the
+    # shortest module path whose parameters share a layer (runtime/optim.py).
+    LAYERS = (
+        ("model.stem", 0),
+        ("model.stages.0.0", 1),
+        ("model.stages.0.1.short_conv", 1),
+        ("model.stages.0.1.main_conv", 1),
+        ("model.stages.0.1.blocks.0", 1),
+        ("model.stages.0.1.blocks.1", 2),
+        ("model.stages.0.1.attention", 2),
+        ("model.stages.0.1.final_conv", 2),
+        ("model.stages.1.0", 3),
+        ("model.stages.1.1.short_conv", 3),
+        ("model.stages.1.1.main_conv", 3),
+        ("model.stages.1.1.blocks.0", 3),
+        ("model.stages.1.1.blocks.1", 4),
+        ("model.stages.1.1.blocks.2", 5),
+        ("model.stages.1.1.blocks.3", 6),
+        ("model.stages.1.1.attention", 6),
+        ("model.stages.1.1.final_conv", 6),
+        ("model.stages.2.0", 7),
+        ("model.stages.2.1.short_conv", 7),
+        ("model.stages.2.1.main_conv", 7),
+        ("model.stages.2.1.blocks.0", 7),
+        ("model.stages.2.1.blocks.1", 8),
+        ("model.stages.2.1.blocks.2", 9),
+        ("model.stages.2.1.blocks.3", 10),
+        ("model.stages.2.1.attention", 10),
+        ("model.stages.2.1.final_conv", 10),
+        ("model.stages.3.0", 11),
+        ("model.stages.3.1", 11),
+        ("model.stages.3.2.short_conv", 11),
+        ("model.stages.3.2.main_conv", 11),
+        ("model.stages.3.2.blocks.0", 11),
+        ("model.stages.3.2.blocks.1", 12),
+        ("model.stages.3.2.attention", 12),
+        ("model.stages.3.2.final_conv", 12),
+    )
+    NUM_LAYERS = 13
+    DROP_PATH = True  # timm builds stochastic depth: MODEL.BACKBONE.CONFIG.DROP_PATH_RATE
 
 
 @register_backbone

@@ -59,6 +59,29 @@ class CspnextSBackbone(TimmBackbone):
     PIXEL_MEAN = (0.485, 0.456, 0.406)
     PIXEL_STD = (0.229, 0.224, 0.225)
     OUTPUT_STRIDES = (8, 16)  # MODEL.BACKBONE.CONFIG.OUTPUT_STRIDE: timm dilates it
+    # timm's layering (group_matcher, fine): what layer-wise lr decay scales by, by the
+    # shortest module path whose parameters share a layer (runtime/optim.py).
+    LAYERS = (
+        ("model.stem", 0),
+        ("model.stages.0", 1),
+        ("model.stages.1.0", 2),
+        ("model.stages.1.1.short_conv", 2),
+        ("model.stages.1.1.main_conv", 2),
+        ("model.stages.1.1.blocks.0", 2),
+        ("model.stages.1.1.blocks.1", 3),
+        ("model.stages.1.1.attention", 3),
+        ("model.stages.1.1.final_conv", 3),
+        ("model.stages.2.0", 4),
+        ("model.stages.2.1.short_conv", 4),
+        ("model.stages.2.1.main_conv", 4),
+        ("model.stages.2.1.blocks.0", 4),
+        ("model.stages.2.1.blocks.1", 5),
+        ("model.stages.2.1.attention", 5),
+        ("model.stages.2.1.final_conv", 5),
+        ("model.stages.3", 6),
+    )
+    NUM_LAYERS = 7
+    DROP_PATH = True  # timm builds stochastic depth: MODEL.BACKBONE.CONFIG.DROP_PATH_RATE
 
 
 @register_backbone

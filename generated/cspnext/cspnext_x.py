@@ -59,6 +59,58 @@ class CspnextXBackbone(TimmBackbone):
     PIXEL_MEAN = (0.485, 0.456, 0.406)
     PIXEL_STD = (0.229, 0.224, 0.225)
     OUTPUT_STRIDES = (8, 16)  # MODEL.BACKBONE.CONFIG.OUTPUT_STRIDE: timm dilates it
+    # timm's layering (group_matcher, fine): what layer-wise lr decay scales by, by the
+    # shortest module path whose parameters share a layer (runtime/optim.py).
+    LAYERS = (
+        ("model.stem", 0),
+        ("model.stages.0.0", 1),
+        ("model.stages.0.1.short_conv", 1),
+        ("model.stages.0.1.main_conv", 1),
+        ("model.stages.0.1.blocks.0", 1),
+        ("model.stages.0.1.blocks.1", 2),
+        ("model.stages.0.1.blocks.2", 3),
+        ("model.stages.0.1.blocks.3", 4),
+        ("model.stages.0.1.attention", 4),
+        ("model.stages.0.1.final_conv", 4),
+        ("model.stages.1.0", 5),
+        ("model.stages.1.1.short_conv", 5),
+        ("model.stages.1.1.main_conv", 5),
+        ("model.stages.1.1.blocks.0", 5),
+        ("model.stages.1.1.blocks.1", 6),
+        ("model.stages.1.1.blocks.2", 7),
+        ("model.stages.1.1.blocks.3", 8),
+        ("model.stages.1.1.blocks.4", 9),
+        ("model.stages.1.1.blocks.5", 10),
+        ("model.stages.1.1.blocks.6", 11),
+        ("model.stages.1.1.blocks.7", 12),
+        ("model.stages.1.1.attention", 12),
+        ("model.stages.1.1.final_conv", 12),
+        ("model.stages.2.0", 13),
+        ("model.stages.2.1.short_conv", 13),
+        ("model.stages.2.1.main_conv", 13),
+        ("model.stages.2.1.blocks.0", 13),
+        ("model.stages.2.1.blocks.1", 14),
+        ("model.stages.2.1.blocks.2", 15),
+        ("model.stages.2.1.blocks.3", 16),
+        ("model.stages.2.1.blocks.4", 17),
+        ("model.stages.2.1.blocks.5", 18),
+        ("model.stages.2.1.blocks.6", 19),
+        ("model.stages.2.1.blocks.7", 20),
+        ("model.stages.2.1.attention", 20),
+        ("model.stages.2.1.final_conv", 20),
+        ("model.stages.3.0", 21),
+        ("model.stages.3.1", 21),
+        ("model.stages.3.2.short_conv", 21),
+        ("model.stages.3.2.main_conv", 21),
+        ("model.stages.3.2.blocks.0", 21),
+        ("model.stages.3.2.blocks.1", 22),
+        ("model.stages.3.2.blocks.2", 23),
+        ("model.stages.3.2.blocks.3", 24),
+        ("model.stages.3.2.attention", 24),
+        ("model.stages.3.2.final_conv", 24),
+    )
+    NUM_LAYERS = 25
+    DROP_PATH = True  # timm builds stochastic depth: MODEL.BACKBONE.CONFIG.DROP_PATH_RATE
 
 
 @register_backbone

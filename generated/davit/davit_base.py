@@ -48,6 +48,26 @@ class DavitBaseBackbone(TimmBackbone):
     FIXED_INPUT_SIZE = False
     PIXEL_MEAN = (0.485, 0.456, 0.406)
     PIXEL_STD = (0.229, 0.224, 0.225)
+    # timm's layering (group_matcher, fine): what layer-wise lr decay scales by, by the
+    # shortest module path whose parameters share a layer (runtime/optim.py).
+    LAYERS = (
+        ("stem", 0),
+        ("stages_0", 1),
+        ("stages_1", 2),
+        ("stages_2.downsample", 3),
+        ("stages_2.blocks.0", 3),
+        ("stages_2.blocks.1", 4),
+        ("stages_2.blocks.2", 5),
+        ("stages_2.blocks.3", 6),
+        ("stages_2.blocks.4", 7),
+        ("stages_2.blocks.5", 8),
+        ("stages_2.blocks.6", 9),
+        ("stages_2.blocks.7", 10),
+        ("stages_2.blocks.8", 11),
+        ("stages_3", 12),
+    )
+    NUM_LAYERS = 13
+    DROP_PATH = True  # timm builds stochastic depth: MODEL.BACKBONE.CONFIG.DROP_PATH_RATE
 
 
 @register_backbone

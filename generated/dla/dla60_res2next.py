@@ -56,6 +56,26 @@ class Dla60Res2nextBackbone(TimmBackbone):
     FIXED_INPUT_SIZE = False
     PIXEL_MEAN = (0.485, 0.456, 0.406)
     PIXEL_STD = (0.229, 0.224, 0.225)
+    # timm's layering (group_matcher, fine): what layer-wise lr decay scales by, by the
+    # shortest module path whose parameters share a layer (runtime/optim.py).
+    LAYERS = (
+        ("base_layer", 0),
+        ("level0", 1),
+        ("level1", 2),
+        ("level2.project", 3),
+        ("level2.tree1", 3),
+        ("level2.tree2", 4),
+        ("level2.root", 4),
+        ("level3.tree1", 5),
+        ("level3.tree2", 6),
+        ("level4.tree1", 7),
+        ("level4.tree2", 8),
+        ("level5.project", 9),
+        ("level5.tree1", 9),
+        ("level5.tree2", 10),
+        ("level5.root", 10),
+    )
+    NUM_LAYERS = 11
 
 
 @register_backbone

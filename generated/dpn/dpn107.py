@@ -85,6 +85,47 @@ class Dpn107Backbone(TimmBackbone):
     FIXED_INPUT_SIZE = False
     PIXEL_MEAN = (0.48627450980392156, 0.4588235294117647, 0.40784313725490196)
     PIXEL_STD = (0.23482446870963955, 0.23482446870963955, 0.23482446870963955)
+    # timm's layering (group_matcher, fine): what layer-wise lr decay scales by, by the
+    # shortest module path whose parameters share a layer (runtime/optim.py).
+    LAYERS = (
+        ("features_conv1_1", 0),
+        ("features_conv2_1", 1),
+        ("features_conv2_2", 2),
+        ("features_conv2_3", 3),
+        ("features_conv2_4", 4),
+        ("features_conv3_1", 5),
+        ("features_conv3_2", 6),
+        ("features_conv3_3", 7),
+        ("features_conv3_4", 8),
+        ("features_conv3_5", 9),
+        ("features_conv3_6", 10),
+        ("features_conv3_7", 11),
+        ("features_conv3_8", 12),
+        ("features_conv4_1", 13),
+        ("features_conv4_2", 14),
+        ("features_conv4_3", 15),
+        ("features_conv4_4", 16),
+        ("features_conv4_5", 17),
+        ("features_conv4_6", 18),
+        ("features_conv4_7", 19),
+        ("features_conv4_8", 20),
+        ("features_conv4_9", 21),
+        ("features_conv4_10", 22),
+        ("features_conv4_11", 23),
+        ("features_conv4_12", 24),
+        ("features_conv4_13", 25),
+        ("features_conv4_14", 26),
+        ("features_conv4_15", 27),
+        ("features_conv4_16", 28),
+        ("features_conv4_17", 29),
+        ("features_conv4_18", 30),
+        ("features_conv4_19", 31),
+        ("features_conv4_20", 32),
+        ("features_conv5_1", 33),
+        ("features_conv5_2", 34),
+        ("features_conv5_3", 35),
+    )
+    NUM_LAYERS = 36
 
 
 @register_backbone

@@ -85,6 +85,34 @@ class Dpn68bBackbone(TimmBackbone):
     FIXED_INPUT_SIZE = False
     PIXEL_MEAN = (0.485, 0.456, 0.406)
     PIXEL_STD = (0.229, 0.224, 0.225)
+    # timm's layering (group_matcher, fine): what layer-wise lr decay scales by, by the
+    # shortest module path whose parameters share a layer (runtime/optim.py).
+    LAYERS = (
+        ("features_conv1_1", 0),
+        ("features_conv2_1", 1),
+        ("features_conv2_2", 2),
+        ("features_conv2_3", 3),
+        ("features_conv3_1", 4),
+        ("features_conv3_2", 5),
+        ("features_conv3_3", 6),
+        ("features_conv3_4", 7),
+        ("features_conv4_1", 8),
+        ("features_conv4_2", 9),
+        ("features_conv4_3", 10),
+        ("features_conv4_4", 11),
+        ("features_conv4_5", 12),
+        ("features_conv4_6", 13),
+        ("features_conv4_7", 14),
+        ("features_conv4_8", 15),
+        ("features_conv4_9", 16),
+        ("features_conv4_10", 17),
+        ("features_conv4_11", 18),
+        ("features_conv4_12", 19),
+        ("features_conv5_1", 20),
+        ("features_conv5_2", 21),
+        ("features_conv5_3", 22),
+    )
+    NUM_LAYERS = 23
 
 
 @register_backbone

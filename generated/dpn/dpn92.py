@@ -85,6 +85,42 @@ class Dpn92Backbone(TimmBackbone):
     FIXED_INPUT_SIZE = False
     PIXEL_MEAN = (0.48627450980392156, 0.4588235294117647, 0.40784313725490196)
     PIXEL_STD = (0.23482446870963955, 0.23482446870963955, 0.23482446870963955)
+    # timm's layering (group_matcher, fine): what layer-wise lr decay scales by, by the
+    # shortest module path whose parameters share a layer (runtime/optim.py).
+    LAYERS = (
+        ("features_conv1_1", 0),
+        ("features_conv2_1", 1),
+        ("features_conv2_2", 2),
+        ("features_conv2_3", 3),
+        ("features_conv3_1", 4),
+        ("features_conv3_2", 5),
+        ("features_conv3_3", 6),
+        ("features_conv3_4", 7),
+        ("features_conv4_1", 8),
+        ("features_conv4_2", 9),
+        ("features_conv4_3", 10),
+        ("features_conv4_4", 11),
+        ("features_conv4_5", 12),
+        ("features_conv4_6", 13),
+        ("features_conv4_7", 14),
+        ("features_conv4_8", 15),
+        ("features_conv4_9", 16),
+        ("features_conv4_10", 17),
+        ("features_conv4_11", 18),
+        ("features_conv4_12", 19),
+        ("features_conv4_13", 20),
+        ("features_conv4_14", 21),
+        ("features_conv4_15", 22),
+        ("features_conv4_16", 23),
+        ("features_conv4_17", 24),
+        ("features_conv4_18", 25),
+        ("features_conv4_19", 26),
+        ("features_conv4_20", 27),
+        ("features_conv5_1", 28),
+        ("features_conv5_2", 29),
+        ("features_conv5_3", 30),
+    )
+    NUM_LAYERS = 31
 
 
 @register_backbone

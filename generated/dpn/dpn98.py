@@ -85,6 +85,44 @@ class Dpn98Backbone(TimmBackbone):
     FIXED_INPUT_SIZE = False
     PIXEL_MEAN = (0.48627450980392156, 0.4588235294117647, 0.40784313725490196)
     PIXEL_STD = (0.23482446870963955, 0.23482446870963955, 0.23482446870963955)
+    # timm's layering (group_matcher, fine): what layer-wise lr decay scales by, by the
+    # shortest module path whose parameters share a layer (runtime/optim.py).
+    LAYERS = (
+        ("features_conv1_1", 0),
+        ("features_conv2_1", 1),
+        ("features_conv2_2", 2),
+        ("features_conv2_3", 3),
+        ("features_conv3_1", 4),
+        ("features_conv3_2", 5),
+        ("features_conv3_3", 6),
+        ("features_conv3_4", 7),
+        ("features_conv3_5", 8),
+        ("features_conv3_6", 9),
+        ("features_conv4_1", 10),
+        ("features_conv4_2", 11),
+        ("features_conv4_3", 12),
+        ("features_conv4_4", 13),
+        ("features_conv4_5", 14),
+        ("features_conv4_6", 15),
+        ("features_conv4_7", 16),
+        ("features_conv4_8", 17),
+        ("features_conv4_9", 18),
+        ("features_conv4_10", 19),
+        ("features_conv4_11", 20),
+        ("features_conv4_12", 21),
+        ("features_conv4_13", 22),
+        ("features_conv4_14", 23),
+        ("features_conv4_15", 24),
+        ("features_conv4_16", 25),
+        ("features_conv4_17", 26),
+        ("features_conv4_18", 27),
+        ("features_conv4_19", 28),
+        ("features_conv4_20", 29),
+        ("features_conv5_1", 30),
+        ("features_conv5_2", 31),
+        ("features_conv5_3", 32),
+    )
+    NUM_LAYERS = 33
 
 
 @register_backbone

@@ -52,6 +52,35 @@ class EdgenextBaseBackbone(TimmBackbone):
     FIXED_INPUT_SIZE = False
     PIXEL_MEAN = (0.485, 0.456, 0.406)
     PIXEL_STD = (0.229, 0.224, 0.225)
+    # timm's layering (group_matcher, fine): what layer-wise lr decay scales by, by the
+    # shortest module path whose parameters share a layer (runtime/optim.py).
+    LAYERS = (
+        ("stem_0", 0),
+        ("stem_1", 0),
+        ("stages_0.blocks.0", 1),
+        ("stages_0.blocks.1", 2),
+        ("stages_0.blocks.2", 3),
+        ("stages_1.downsample", 4),
+        ("stages_1.blocks.0", 4),
+        ("stages_1.blocks.1", 5),
+        ("stages_1.blocks.2", 6),
+        ("stages_2.downsample", 7),
+        ("stages_2.blocks.0", 7),
+        ("stages_2.blocks.1", 8),
+        ("stages_2.blocks.2", 9),
+        ("stages_2.blocks.3", 10),
+        ("stages_2.blocks.4", 11),
+        ("stages_2.blocks.5", 12),
+        ("stages_2.blocks.6", 13),
+        ("stages_2.blocks.7", 14),
+        ("stages_2.blocks.8", 15),
+        ("stages_3.downsample", 16),
+        ("stages_3.blocks.0", 16),
+        ("stages_3.blocks.1", 17),
+        ("stages_3.blocks.2", 18),
+    )
+    NUM_LAYERS = 19
+    DROP_PATH = True  # timm builds stochastic depth: MODEL.BACKBONE.CONFIG.DROP_PATH_RATE
 
 
 @register_backbone

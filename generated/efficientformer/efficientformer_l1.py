@@ -64,6 +64,20 @@ class EfficientformerL1Backbone(TimmBackbone):
     FIXED_REASON = "timm builds it at 1024x1024, but its forward fails there: RuntimeError: Attempting to broadcast a dimension of length 49 at -1! Mismatching argument at index 1 had torch.Size([8, 49, 49]); but expected shape should be broadcastable to [1, 8, 1024, 1024]"
     PIXEL_MEAN = (0.485, 0.456, 0.406)
     PIXEL_STD = (0.229, 0.224, 0.225)
+    # timm's layering (group_matcher, fine): what layer-wise lr decay scales by, by the
+    # shortest module path whose parameters share a layer (runtime/optim.py).
+    LAYERS = (
+        ("model.stem", 0),
+        ("model.stages.0", 1),
+        ("model.stages.1", 2),
+        ("model.stages.2", 3),
+        ("model.stages.3", 4),
+    )
+    NUM_LAYERS = 5
+    DROP_PATH = True  # timm builds stochastic depth: MODEL.BACKBONE.CONFIG.DROP_PATH_RATE
+    NO_WEIGHT_DECAY = (
+        "model.stages.*.blocks.*.token_mixer.attention_biases",
+    )  # timm's no_weight_decay()
 
 
 @register_backbone

@@ -70,6 +70,23 @@ class Efficientformerv2S0Backbone(TimmBackbone):
     )
     PIXEL_MEAN = (0.485, 0.456, 0.406)
     PIXEL_STD = (0.229, 0.224, 0.225)
+    # timm's layering (group_matcher, fine): what layer-wise lr decay scales by, by the
+    # shortest module path whose parameters share a layer (runtime/optim.py).
+    LAYERS = (
+        ("stem_conv1", 0),
+        ("stem_conv2", 0),
+        ("stages_0", 1),
+        ("stages_1", 2),
+        ("stages_2", 3),
+        ("stages_3", 4),
+    )
+    NUM_LAYERS = 5
+    DROP_PATH = True  # timm builds stochastic depth: MODEL.BACKBONE.CONFIG.DROP_PATH_RATE
+    NO_WEIGHT_DECAY = (
+        "stages_2.blocks.*.token_mixer.attention_biases",
+        "stages_3.blocks.*.token_mixer.attention_biases",
+        "stages_3.downsample.attn.attention_biases",
+    )  # timm's no_weight_decay()
 
 
 @register_backbone

@@ -55,6 +55,53 @@ class EfficientnetB5Backbone(TimmBackbone):
     PIXEL_MEAN = (0.485, 0.456, 0.406)
     PIXEL_STD = (0.229, 0.224, 0.225)
     OUTPUT_STRIDES = (8, 16)  # MODEL.BACKBONE.CONFIG.OUTPUT_STRIDE: timm dilates it
+    # timm's layering (group_matcher, fine): what layer-wise lr decay scales by, by the
+    # shortest module path whose parameters share a layer (runtime/optim.py).
+    LAYERS = (
+        ("conv_stem", 0),
+        ("bn1", 0),
+        ("blocks.0.0", 1),
+        ("blocks.0.1", 2),
+        ("blocks.0.2", 3),
+        ("blocks.1.0", 4),
+        ("blocks.1.1", 5),
+        ("blocks.1.2", 6),
+        ("blocks.1.3", 7),
+        ("blocks.1.4", 8),
+        ("blocks.2.0", 9),
+        ("blocks.2.1", 10),
+        ("blocks.2.2", 11),
+        ("blocks.2.3", 12),
+        ("blocks.2.4", 13),
+        ("blocks.3.0", 14),
+        ("blocks.3.1", 15),
+        ("blocks.3.2", 16),
+        ("blocks.3.3", 17),
+        ("blocks.3.4", 18),
+        ("blocks.3.5", 19),
+        ("blocks.3.6", 20),
+        ("blocks.4.0", 21),
+        ("blocks.4.1", 22),
+        ("blocks.4.2", 23),
+        ("blocks.4.3", 24),
+        ("blocks.4.4", 25),
+        ("blocks.4.5", 26),
+        ("blocks.4.6", 27),
+        ("blocks.5.0", 28),
+        ("blocks.5.1", 29),
+        ("blocks.5.2", 30),
+        ("blocks.5.3", 31),
+        ("blocks.5.4", 32),
+        ("blocks.5.5", 33),
+        ("blocks.5.6", 34),
+        ("blocks.5.7", 35),
+        ("blocks.5.8", 36),
+        ("blocks.6.0", 37),
+        ("blocks.6.1", 38),
+        ("blocks.6.2", 39),
+    )
+    NUM_LAYERS = 40
+    DROP_PATH = True  # timm builds stochastic depth: MODEL.BACKBONE.CONFIG.DROP_PATH_RATE
 
 
 @register_backbone

@@ -55,6 +55,59 @@ class EfficientnetB6Backbone(TimmBackbone):
     PIXEL_MEAN = (0.485, 0.456, 0.406)
     PIXEL_STD = (0.229, 0.224, 0.225)
     OUTPUT_STRIDES = (8, 16)  # MODEL.BACKBONE.CONFIG.OUTPUT_STRIDE: timm dilates it
+    # timm's layering (group_matcher, fine): what layer-wise lr decay scales by, by the
+    # shortest module path whose parameters share a layer (runtime/optim.py).
+    LAYERS = (
+        ("conv_stem", 0),
+        ("bn1", 0),
+        ("blocks.0.0", 1),
+        ("blocks.0.1", 2),
+        ("blocks.0.2", 3),
+        ("blocks.1.0", 4),
+        ("blocks.1.1", 5),
+        ("blocks.1.2", 6),
+        ("blocks.1.3", 7),
+        ("blocks.1.4", 8),
+        ("blocks.1.5", 9),
+        ("blocks.2.0", 10),
+        ("blocks.2.1", 11),
+        ("blocks.2.2", 12),
+        ("blocks.2.3", 13),
+        ("blocks.2.4", 14),
+        ("blocks.2.5", 15),
+        ("blocks.3.0", 16),
+        ("blocks.3.1", 17),
+        ("blocks.3.2", 18),
+        ("blocks.3.3", 19),
+        ("blocks.3.4", 20),
+        ("blocks.3.5", 21),
+        ("blocks.3.6", 22),
+        ("blocks.3.7", 23),
+        ("blocks.4.0", 24),
+        ("blocks.4.1", 25),
+        ("blocks.4.2", 26),
+        ("blocks.4.3", 27),
+        ("blocks.4.4", 28),
+        ("blocks.4.5", 29),
+        ("blocks.4.6", 30),
+        ("blocks.4.7", 31),
+        ("blocks.5.0", 32),
+        ("blocks.5.1", 33),
+        ("blocks.5.2", 34),
+        ("blocks.5.3", 35),
+        ("blocks.5.4", 36),
+        ("blocks.5.5", 37),
+        ("blocks.5.6", 38),
+        ("blocks.5.7", 39),
+        ("blocks.5.8", 40),
+        ("blocks.5.9", 41),
+        ("blocks.5.10", 42),
+        ("blocks.6.0", 43),
+        ("blocks.6.1", 44),
+        ("blocks.6.2", 45),
+    )
+    NUM_LAYERS = 46
+    DROP_PATH = True  # timm builds stochastic depth: MODEL.BACKBONE.CONFIG.DROP_PATH_RATE
 
 
 @register_backbone

@@ -55,6 +55,41 @@ class EfficientnetElPrunedBackbone(TimmBackbone):
     PIXEL_MEAN = (0.485, 0.456, 0.406)
     PIXEL_STD = (0.229, 0.224, 0.225)
     OUTPUT_STRIDES = (8, 16)  # MODEL.BACKBONE.CONFIG.OUTPUT_STRIDE: timm dilates it
+    # timm's layering (group_matcher, fine): what layer-wise lr decay scales by, by the
+    # shortest module path whose parameters share a layer (runtime/optim.py).
+    LAYERS = (
+        ("conv_stem", 0),
+        ("bn1", 0),
+        ("blocks.0.0", 1),
+        ("blocks.0.1", 2),
+        ("blocks.1.0", 3),
+        ("blocks.1.1", 4),
+        ("blocks.1.2", 5),
+        ("blocks.2.0", 6),
+        ("blocks.2.1", 7),
+        ("blocks.2.2", 8),
+        ("blocks.2.3", 9),
+        ("blocks.2.4", 10),
+        ("blocks.2.5", 11),
+        ("blocks.3.0", 12),
+        ("blocks.3.1", 13),
+        ("blocks.3.2", 14),
+        ("blocks.3.3", 15),
+        ("blocks.3.4", 16),
+        ("blocks.3.5", 17),
+        ("blocks.3.6", 18),
+        ("blocks.4.0", 19),
+        ("blocks.4.1", 20),
+        ("blocks.4.2", 21),
+        ("blocks.4.3", 22),
+        ("blocks.4.4", 23),
+        ("blocks.4.5", 24),
+        ("blocks.5.0", 25),
+        ("blocks.5.1", 26),
+        ("blocks.5.2", 27),
+    )
+    NUM_LAYERS = 28
+    DROP_PATH = True  # timm builds stochastic depth: MODEL.BACKBONE.CONFIG.DROP_PATH_RATE
 
 
 @register_backbone

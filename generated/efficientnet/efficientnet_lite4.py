@@ -55,6 +55,44 @@ class EfficientnetLite4Backbone(TimmBackbone):
     PIXEL_MEAN = (0.485, 0.456, 0.406)
     PIXEL_STD = (0.229, 0.224, 0.225)
     OUTPUT_STRIDES = (8, 16)  # MODEL.BACKBONE.CONFIG.OUTPUT_STRIDE: timm dilates it
+    # timm's layering (group_matcher, fine): what layer-wise lr decay scales by, by the
+    # shortest module path whose parameters share a layer (runtime/optim.py).
+    LAYERS = (
+        ("conv_stem", 0),
+        ("bn1", 0),
+        ("blocks.0", 1),
+        ("blocks.1.0", 2),
+        ("blocks.1.1", 3),
+        ("blocks.1.2", 4),
+        ("blocks.1.3", 5),
+        ("blocks.2.0", 6),
+        ("blocks.2.1", 7),
+        ("blocks.2.2", 8),
+        ("blocks.2.3", 9),
+        ("blocks.3.0", 10),
+        ("blocks.3.1", 11),
+        ("blocks.3.2", 12),
+        ("blocks.3.3", 13),
+        ("blocks.3.4", 14),
+        ("blocks.3.5", 15),
+        ("blocks.4.0", 16),
+        ("blocks.4.1", 17),
+        ("blocks.4.2", 18),
+        ("blocks.4.3", 19),
+        ("blocks.4.4", 20),
+        ("blocks.4.5", 21),
+        ("blocks.5.0", 22),
+        ("blocks.5.1", 23),
+        ("blocks.5.2", 24),
+        ("blocks.5.3", 25),
+        ("blocks.5.4", 26),
+        ("blocks.5.5", 27),
+        ("blocks.5.6", 28),
+        ("blocks.5.7", 29),
+        ("blocks.6", 30),
+    )
+    NUM_LAYERS = 31
+    DROP_PATH = True  # timm builds stochastic depth: MODEL.BACKBONE.CONFIG.DROP_PATH_RATE
 
 
 @register_backbone

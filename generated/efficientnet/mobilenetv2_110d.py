@@ -55,6 +55,36 @@ class Mobilenetv2110dBackbone(TimmBackbone):
     PIXEL_MEAN = (0.485, 0.456, 0.406)
     PIXEL_STD = (0.229, 0.224, 0.225)
     OUTPUT_STRIDES = (8, 16)  # MODEL.BACKBONE.CONFIG.OUTPUT_STRIDE: timm dilates it
+    # timm's layering (group_matcher, fine): what layer-wise lr decay scales by, by the
+    # shortest module path whose parameters share a layer (runtime/optim.py).
+    LAYERS = (
+        ("conv_stem", 0),
+        ("bn1", 0),
+        ("blocks.0", 1),
+        ("blocks.1.0", 2),
+        ("blocks.1.1", 3),
+        ("blocks.1.2", 4),
+        ("blocks.2.0", 5),
+        ("blocks.2.1", 6),
+        ("blocks.2.2", 7),
+        ("blocks.2.3", 8),
+        ("blocks.3.0", 9),
+        ("blocks.3.1", 10),
+        ("blocks.3.2", 11),
+        ("blocks.3.3", 12),
+        ("blocks.3.4", 13),
+        ("blocks.4.0", 14),
+        ("blocks.4.1", 15),
+        ("blocks.4.2", 16),
+        ("blocks.4.3", 17),
+        ("blocks.5.0", 18),
+        ("blocks.5.1", 19),
+        ("blocks.5.2", 20),
+        ("blocks.5.3", 21),
+        ("blocks.6", 22),
+    )
+    NUM_LAYERS = 23
+    DROP_PATH = True  # timm builds stochastic depth: MODEL.BACKBONE.CONFIG.DROP_PATH_RATE
 
 
 @register_backbone

@@ -55,6 +55,19 @@ class TestEfficientnetEvosBackbone(TimmBackbone):
     PIXEL_MEAN = (0.5, 0.5, 0.5)
     PIXEL_STD = (0.5, 0.5, 0.5)
     OUTPUT_STRIDES = (8, 16)  # MODEL.BACKBONE.CONFIG.OUTPUT_STRIDE: timm dilates it
+    # timm's layering (group_matcher, fine): what layer-wise lr decay scales by, by the
+    # shortest module path whose parameters share a layer (runtime/optim.py).
+    LAYERS = (
+        ("conv_stem", 0),
+        ("bn1", 0),
+        ("blocks.0", 1),
+        ("blocks.1", 2),
+        ("blocks.2", 3),
+        ("blocks.3", 4),
+        ("blocks.4", 5),
+    )
+    NUM_LAYERS = 6
+    DROP_PATH = True  # timm builds stochastic depth: MODEL.BACKBONE.CONFIG.DROP_PATH_RATE
 
 
 @register_backbone

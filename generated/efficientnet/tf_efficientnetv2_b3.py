@@ -55,6 +55,46 @@ class TfEfficientnetv2B3Backbone(TimmBackbone):
     PIXEL_MEAN = (0.5, 0.5, 0.5)
     PIXEL_STD = (0.5, 0.5, 0.5)
     OUTPUT_STRIDES = (8, 16)  # MODEL.BACKBONE.CONFIG.OUTPUT_STRIDE: timm dilates it
+    # timm's layering (group_matcher, fine): what layer-wise lr decay scales by, by the
+    # shortest module path whose parameters share a layer (runtime/optim.py).
+    LAYERS = (
+        ("conv_stem", 0),
+        ("bn1", 0),
+        ("blocks.0.0", 1),
+        ("blocks.0.1", 2),
+        ("blocks.1.0", 3),
+        ("blocks.1.1", 4),
+        ("blocks.1.2", 5),
+        ("blocks.2.0", 6),
+        ("blocks.2.1", 7),
+        ("blocks.2.2", 8),
+        ("blocks.3.0", 9),
+        ("blocks.3.1", 10),
+        ("blocks.3.2", 11),
+        ("blocks.3.3", 12),
+        ("blocks.3.4", 13),
+        ("blocks.4.0", 14),
+        ("blocks.4.1", 15),
+        ("blocks.4.2", 16),
+        ("blocks.4.3", 17),
+        ("blocks.4.4", 18),
+        ("blocks.4.5", 19),
+        ("blocks.4.6", 20),
+        ("blocks.5.0", 21),
+        ("blocks.5.1", 22),
+        ("blocks.5.2", 23),
+        ("blocks.5.3", 24),
+        ("blocks.5.4", 25),
+        ("blocks.5.5", 26),
+        ("blocks.5.6", 27),
+        ("blocks.5.7", 28),
+        ("blocks.5.8", 29),
+        ("blocks.5.9", 30),
+        ("blocks.5.10", 31),
+        ("blocks.5.11", 32),
+    )
+    NUM_LAYERS = 33
+    DROP_PATH = True  # timm builds stochastic depth: MODEL.BACKBONE.CONFIG.DROP_PATH_RATE
 
 
 @register_backbone

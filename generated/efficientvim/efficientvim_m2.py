@@ -56,6 +56,23 @@ class EfficientvimM2Backbone(TimmBackbone):
     FIXED_INPUT_SIZE = False
     PIXEL_MEAN = (0.485, 0.456, 0.406)
     PIXEL_STD = (0.229, 0.224, 0.225)
+    # timm's layering (group_matcher, fine): what layer-wise lr decay scales by, by the
+    # shortest module path whose parameters share a layer (runtime/optim.py).
+    LAYERS = (
+        ("model.weights", 7),
+        ("model.patch_embed", 0),
+        ("model.stages.0.blocks.0", 1),
+        ("model.stages.0.blocks.1", 2),
+        ("model.stages.0.downsample", 2),
+        ("model.stages.1.blocks.0", 3),
+        ("model.stages.1.blocks.1", 4),
+        ("model.stages.1.downsample", 4),
+        ("model.stages.2.blocks.0", 5),
+        ("model.stages.2.blocks.1", 6),
+    )
+    NUM_LAYERS = 8
+    DROP_PATH = True  # timm builds stochastic depth: MODEL.BACKBONE.CONFIG.DROP_PATH_RATE
+    NO_WEIGHT_DECAY = ("model.stages.*.blocks.*.mixer.D",)  # timm's no_weight_decay()
 
 
 @register_backbone

@@ -52,6 +52,27 @@ class EfficientvitB1Backbone(TimmBackbone):
     FIXED_INPUT_SIZE = False
     PIXEL_MEAN = (0.485, 0.456, 0.406)
     PIXEL_STD = (0.229, 0.224, 0.225)
+    # timm's layering (group_matcher, fine): what layer-wise lr decay scales by, by the
+    # shortest module path whose parameters share a layer (runtime/optim.py).
+    LAYERS = (
+        ("stem_in_conv", 0),
+        ("stem_res0", 0),
+        ("stages_0.blocks.0", 1),
+        ("stages_0.blocks.1", 2),
+        ("stages_1.blocks.0", 3),
+        ("stages_1.blocks.1", 4),
+        ("stages_1.blocks.2", 5),
+        ("stages_2.blocks.0", 6),
+        ("stages_2.blocks.1", 7),
+        ("stages_2.blocks.2", 8),
+        ("stages_2.blocks.3", 9),
+        ("stages_3.blocks.0", 10),
+        ("stages_3.blocks.1", 11),
+        ("stages_3.blocks.2", 12),
+        ("stages_3.blocks.3", 13),
+        ("stages_3.blocks.4", 14),
+    )
+    NUM_LAYERS = 15
 
 
 @register_backbone

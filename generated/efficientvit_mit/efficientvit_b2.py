@@ -52,6 +52,32 @@ class EfficientvitB2Backbone(TimmBackbone):
     FIXED_INPUT_SIZE = False
     PIXEL_MEAN = (0.485, 0.456, 0.406)
     PIXEL_STD = (0.229, 0.224, 0.225)
+    # timm's layering (group_matcher, fine): what layer-wise lr decay scales by, by the
+    # shortest module path whose parameters share a layer (runtime/optim.py).
+    LAYERS = (
+        ("stem_in_conv", 0),
+        ("stem_res0", 0),
+        ("stages_0.blocks.0", 1),
+        ("stages_0.blocks.1", 2),
+        ("stages_0.blocks.2", 3),
+        ("stages_1.blocks.0", 4),
+        ("stages_1.blocks.1", 5),
+        ("stages_1.blocks.2", 6),
+        ("stages_1.blocks.3", 7),
+        ("stages_2.blocks.0", 8),
+        ("stages_2.blocks.1", 9),
+        ("stages_2.blocks.2", 10),
+        ("stages_2.blocks.3", 11),
+        ("stages_2.blocks.4", 12),
+        ("stages_3.blocks.0", 13),
+        ("stages_3.blocks.1", 14),
+        ("stages_3.blocks.2", 15),
+        ("stages_3.blocks.3", 16),
+        ("stages_3.blocks.4", 17),
+        ("stages_3.blocks.5", 18),
+        ("stages_3.blocks.6", 19),
+    )
+    NUM_LAYERS = 20
 
 
 @register_backbone

@@ -52,6 +52,40 @@ class EfficientvitB3Backbone(TimmBackbone):
     FIXED_INPUT_SIZE = False
     PIXEL_MEAN = (0.485, 0.456, 0.406)
     PIXEL_STD = (0.229, 0.224, 0.225)
+    # timm's layering (group_matcher, fine): what layer-wise lr decay scales by, by the
+    # shortest module path whose parameters share a layer (runtime/optim.py).
+    LAYERS = (
+        ("stem_in_conv", 0),
+        ("stem_res0", 0),
+        ("stages_0.blocks.0", 1),
+        ("stages_0.blocks.1", 2),
+        ("stages_0.blocks.2", 3),
+        ("stages_0.blocks.3", 4),
+        ("stages_1.blocks.0", 5),
+        ("stages_1.blocks.1", 6),
+        ("stages_1.blocks.2", 7),
+        ("stages_1.blocks.3", 8),
+        ("stages_1.blocks.4", 9),
+        ("stages_1.blocks.5", 10),
+        ("stages_2.blocks.0", 11),
+        ("stages_2.blocks.1", 12),
+        ("stages_2.blocks.2", 13),
+        ("stages_2.blocks.3", 14),
+        ("stages_2.blocks.4", 15),
+        ("stages_2.blocks.5", 16),
+        ("stages_2.blocks.6", 17),
+        ("stages_3.blocks.0", 18),
+        ("stages_3.blocks.1", 19),
+        ("stages_3.blocks.2", 20),
+        ("stages_3.blocks.3", 21),
+        ("stages_3.blocks.4", 22),
+        ("stages_3.blocks.5", 23),
+        ("stages_3.blocks.6", 24),
+        ("stages_3.blocks.7", 25),
+        ("stages_3.blocks.8", 26),
+        ("stages_3.blocks.9", 27),
+    )
+    NUM_LAYERS = 28
 
 
 @register_backbone

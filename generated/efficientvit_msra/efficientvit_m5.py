@@ -50,6 +50,30 @@ class EfficientvitM5Backbone(TimmBackbone):
     FIXED_INPUT_SIZE = False
     PIXEL_MEAN = (0.485, 0.456, 0.406)
     PIXEL_STD = (0.229, 0.224, 0.225)
+    # timm's layering (group_matcher, fine): what layer-wise lr decay scales by, by the
+    # shortest module path whose parameters share a layer (runtime/optim.py).
+    LAYERS = (
+        ("patch_embed_conv1", 0),
+        ("patch_embed_conv2", 0),
+        ("patch_embed_conv3", 0),
+        ("patch_embed_conv4", 0),
+        ("stages_0", 1),
+        ("stages_1.downsample", 2),
+        ("stages_1.blocks.0", 2),
+        ("stages_1.blocks.1", 3),
+        ("stages_1.blocks.2", 4),
+        ("stages_2.downsample", 5),
+        ("stages_2.blocks.0", 5),
+        ("stages_2.blocks.1", 6),
+        ("stages_2.blocks.2", 7),
+        ("stages_2.blocks.3", 8),
+    )
+    NUM_LAYERS = 9
+    NO_WEIGHT_DECAY = (
+        "stages_0.blocks.*.mixer.m.attn.attention_biases",
+        "stages_1.blocks.*.mixer.m.attn.attention_biases",
+        "stages_2.blocks.*.mixer.m.attn.attention_biases",
+    )  # timm's no_weight_decay()
 
 
 @register_backbone

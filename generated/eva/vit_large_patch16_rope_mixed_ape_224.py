@@ -261,6 +261,45 @@ class VitLargePatch16RopeMixedApe224Backbone(TimmBackbone):
     FIXED_INPUT_SIZE = False
     PIXEL_MEAN = (0.485, 0.456, 0.406)
     PIXEL_STD = (0.229, 0.224, 0.225)
+    # timm's layering (group_matcher, fine): what layer-wise lr decay scales by, by the
+    # shortest module path whose parameters share a layer (runtime/optim.py).
+    LAYERS = (
+        ("model.cls_token", 0),
+        ("model.pos_embed", 0),
+        ("model.patch_embed", 0),
+        ("model.rope", 25),
+        ("model.blocks.0", 1),
+        ("model.blocks.1", 2),
+        ("model.blocks.2", 3),
+        ("model.blocks.3", 4),
+        ("model.blocks.4", 5),
+        ("model.blocks.5", 6),
+        ("model.blocks.6", 7),
+        ("model.blocks.7", 8),
+        ("model.blocks.8", 9),
+        ("model.blocks.9", 10),
+        ("model.blocks.10", 11),
+        ("model.blocks.11", 12),
+        ("model.blocks.12", 13),
+        ("model.blocks.13", 14),
+        ("model.blocks.14", 15),
+        ("model.blocks.15", 16),
+        ("model.blocks.16", 17),
+        ("model.blocks.17", 18),
+        ("model.blocks.18", 19),
+        ("model.blocks.19", 20),
+        ("model.blocks.20", 21),
+        ("model.blocks.21", 22),
+        ("model.blocks.22", 23),
+        ("model.blocks.23", 24),
+    )
+    NUM_LAYERS = 26
+    DROP_PATH = True  # timm builds stochastic depth: MODEL.BACKBONE.CONFIG.DROP_PATH_RATE
+    NO_WEIGHT_DECAY = (
+        "model.cls_token",
+        "model.pos_embed",
+        "model.rope.freqs",
+    )  # timm's no_weight_decay()
     CREATE_KWARGS = {
         "dynamic_img_pad": True,
         "dynamic_img_size": True,

@@ -48,6 +48,29 @@ class FasternetT2Backbone(TimmBackbone):
     FIXED_INPUT_SIZE = False
     PIXEL_MEAN = (0.485, 0.456, 0.406)
     PIXEL_STD = (0.229, 0.224, 0.225)
+    # timm's layering (group_matcher, fine): what layer-wise lr decay scales by, by the
+    # shortest module path whose parameters share a layer (runtime/optim.py).
+    LAYERS = (
+        ("patch_embed", 0),
+        ("stages_0", 1),
+        ("stages_1.blocks.0", 2),
+        ("stages_1.blocks.1", 3),
+        ("stages_1.downsample", 2),
+        ("stages_2.blocks.0", 4),
+        ("stages_2.blocks.1", 5),
+        ("stages_2.blocks.2", 6),
+        ("stages_2.blocks.3", 7),
+        ("stages_2.blocks.4", 8),
+        ("stages_2.blocks.5", 9),
+        ("stages_2.blocks.6", 10),
+        ("stages_2.blocks.7", 11),
+        ("stages_2.downsample", 4),
+        ("stages_3.blocks.0", 12),
+        ("stages_3.blocks.1", 13),
+        ("stages_3.downsample", 12),
+    )
+    NUM_LAYERS = 14
+    DROP_PATH = True  # timm builds stochastic depth: MODEL.BACKBONE.CONFIG.DROP_PATH_RATE
 
 
 @register_backbone

@@ -48,6 +48,39 @@ class FastvitMci0Backbone(TimmBackbone):
     FIXED_INPUT_SIZE = False
     PIXEL_MEAN = (0.0, 0.0, 0.0)
     PIXEL_STD = (1.0, 1.0, 1.0)
+    # timm's layering (group_matcher, fine): what layer-wise lr decay scales by, by the
+    # shortest module path whose parameters share a layer (runtime/optim.py).
+    LAYERS = (
+        ("stem_0", 0),
+        ("stem_1", 0),
+        ("stem_2", 0),
+        ("stages_0.blocks.0", 1),
+        ("stages_0.blocks.1", 2),
+        ("stages_1.downsample", 3),
+        ("stages_1.blocks.0", 3),
+        ("stages_1.blocks.1", 4),
+        ("stages_1.blocks.2", 5),
+        ("stages_1.blocks.3", 6),
+        ("stages_1.blocks.4", 7),
+        ("stages_1.blocks.5", 8),
+        ("stages_2.downsample", 9),
+        ("stages_2.blocks.0", 9),
+        ("stages_2.blocks.1", 10),
+        ("stages_2.blocks.2", 11),
+        ("stages_2.blocks.3", 12),
+        ("stages_2.blocks.4", 13),
+        ("stages_2.blocks.5", 14),
+        ("stages_2.blocks.6", 15),
+        ("stages_2.blocks.7", 16),
+        ("stages_2.blocks.8", 17),
+        ("stages_2.blocks.9", 18),
+        ("stages_3.downsample", 19),
+        ("stages_3.pos_emb", 19),
+        ("stages_3.blocks.0", 19),
+        ("stages_3.blocks.1", 20),
+    )
+    NUM_LAYERS = 21
+    DROP_PATH = True  # timm builds stochastic depth: MODEL.BACKBONE.CONFIG.DROP_PATH_RATE
 
 
 @register_backbone

@@ -48,6 +48,59 @@ class FastvitMci1Backbone(TimmBackbone):
     FIXED_INPUT_SIZE = False
     PIXEL_MEAN = (0.0, 0.0, 0.0)
     PIXEL_STD = (1.0, 1.0, 1.0)
+    # timm's layering (group_matcher, fine): what layer-wise lr decay scales by, by the
+    # shortest module path whose parameters share a layer (runtime/optim.py).
+    LAYERS = (
+        ("stem_0", 0),
+        ("stem_1", 0),
+        ("stem_2", 0),
+        ("stages_0.blocks.0", 1),
+        ("stages_0.blocks.1", 2),
+        ("stages_0.blocks.2", 3),
+        ("stages_0.blocks.3", 4),
+        ("stages_1.downsample", 5),
+        ("stages_1.blocks.0", 5),
+        ("stages_1.blocks.1", 6),
+        ("stages_1.blocks.2", 7),
+        ("stages_1.blocks.3", 8),
+        ("stages_1.blocks.4", 9),
+        ("stages_1.blocks.5", 10),
+        ("stages_1.blocks.6", 11),
+        ("stages_1.blocks.7", 12),
+        ("stages_1.blocks.8", 13),
+        ("stages_1.blocks.9", 14),
+        ("stages_1.blocks.10", 15),
+        ("stages_1.blocks.11", 16),
+        ("stages_2.downsample", 17),
+        ("stages_2.blocks.0", 17),
+        ("stages_2.blocks.1", 18),
+        ("stages_2.blocks.2", 19),
+        ("stages_2.blocks.3", 20),
+        ("stages_2.blocks.4", 21),
+        ("stages_2.blocks.5", 22),
+        ("stages_2.blocks.6", 23),
+        ("stages_2.blocks.7", 24),
+        ("stages_2.blocks.8", 25),
+        ("stages_2.blocks.9", 26),
+        ("stages_2.blocks.10", 27),
+        ("stages_2.blocks.11", 28),
+        ("stages_2.blocks.12", 29),
+        ("stages_2.blocks.13", 30),
+        ("stages_2.blocks.14", 31),
+        ("stages_2.blocks.15", 32),
+        ("stages_2.blocks.16", 33),
+        ("stages_2.blocks.17", 34),
+        ("stages_2.blocks.18", 35),
+        ("stages_2.blocks.19", 36),
+        ("stages_3.downsample", 37),
+        ("stages_3.pos_emb", 37),
+        ("stages_3.blocks.0", 37),
+        ("stages_3.blocks.1", 38),
+        ("stages_3.blocks.2", 39),
+        ("stages_3.blocks.3", 40),
+    )
+    NUM_LAYERS = 41
+    DROP_PATH = True  # timm builds stochastic depth: MODEL.BACKBONE.CONFIG.DROP_PATH_RATE
 
 
 @register_backbone

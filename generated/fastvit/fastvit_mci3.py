@@ -50,6 +50,65 @@ class FastvitMci3Backbone(TimmBackbone):
     FIXED_INPUT_SIZE = False
     PIXEL_MEAN = (0.48145466, 0.4578275, 0.40821073)
     PIXEL_STD = (0.26862954, 0.26130258, 0.27577711)
+    # timm's layering (group_matcher, fine): what layer-wise lr decay scales by, by the
+    # shortest module path whose parameters share a layer (runtime/optim.py).
+    LAYERS = (
+        ("stem_0", 0),
+        ("stem_1", 0),
+        ("stem_2", 0),
+        ("stages_0.blocks.0", 1),
+        ("stages_0.blocks.1", 2),
+        ("stages_1.downsample", 3),
+        ("stages_1.blocks.0", 3),
+        ("stages_1.blocks.1", 4),
+        ("stages_1.blocks.2", 5),
+        ("stages_1.blocks.3", 6),
+        ("stages_1.blocks.4", 7),
+        ("stages_1.blocks.5", 8),
+        ("stages_1.blocks.6", 9),
+        ("stages_1.blocks.7", 10),
+        ("stages_1.blocks.8", 11),
+        ("stages_1.blocks.9", 12),
+        ("stages_1.blocks.10", 13),
+        ("stages_1.blocks.11", 14),
+        ("stages_2.downsample", 15),
+        ("stages_2.blocks.0", 15),
+        ("stages_2.blocks.1", 16),
+        ("stages_2.blocks.2", 17),
+        ("stages_2.blocks.3", 18),
+        ("stages_2.blocks.4", 19),
+        ("stages_2.blocks.5", 20),
+        ("stages_2.blocks.6", 21),
+        ("stages_2.blocks.7", 22),
+        ("stages_2.blocks.8", 23),
+        ("stages_2.blocks.9", 24),
+        ("stages_2.blocks.10", 25),
+        ("stages_2.blocks.11", 26),
+        ("stages_2.blocks.12", 27),
+        ("stages_2.blocks.13", 28),
+        ("stages_2.blocks.14", 29),
+        ("stages_2.blocks.15", 30),
+        ("stages_2.blocks.16", 31),
+        ("stages_2.blocks.17", 32),
+        ("stages_2.blocks.18", 33),
+        ("stages_2.blocks.19", 34),
+        ("stages_2.blocks.20", 35),
+        ("stages_2.blocks.21", 36),
+        ("stages_2.blocks.22", 37),
+        ("stages_2.blocks.23", 38),
+        ("stages_3.downsample", 39),
+        ("stages_3.pos_emb", 39),
+        ("stages_3.blocks.0", 39),
+        ("stages_3.blocks.1", 40),
+        ("stages_3.blocks.2", 41),
+        ("stages_3.blocks.3", 42),
+        ("stages_4.downsample", 43),
+        ("stages_4.pos_emb", 43),
+        ("stages_4.blocks.0", 43),
+        ("stages_4.blocks.1", 44),
+    )
+    NUM_LAYERS = 45
+    DROP_PATH = True  # timm builds stochastic depth: MODEL.BACKBONE.CONFIG.DROP_PATH_RATE
 
 
 @register_backbone

@@ -48,6 +48,55 @@ class FastvitSa36Backbone(TimmBackbone):
     FIXED_INPUT_SIZE = False
     PIXEL_MEAN = (0.485, 0.456, 0.406)
     PIXEL_STD = (0.229, 0.224, 0.225)
+    # timm's layering (group_matcher, fine): what layer-wise lr decay scales by, by the
+    # shortest module path whose parameters share a layer (runtime/optim.py).
+    LAYERS = (
+        ("stem_0", 0),
+        ("stem_1", 0),
+        ("stem_2", 0),
+        ("stages_0.blocks.0", 1),
+        ("stages_0.blocks.1", 2),
+        ("stages_0.blocks.2", 3),
+        ("stages_0.blocks.3", 4),
+        ("stages_0.blocks.4", 5),
+        ("stages_0.blocks.5", 6),
+        ("stages_1.downsample", 7),
+        ("stages_1.blocks.0", 7),
+        ("stages_1.blocks.1", 8),
+        ("stages_1.blocks.2", 9),
+        ("stages_1.blocks.3", 10),
+        ("stages_1.blocks.4", 11),
+        ("stages_1.blocks.5", 12),
+        ("stages_2.downsample", 13),
+        ("stages_2.blocks.0", 13),
+        ("stages_2.blocks.1", 14),
+        ("stages_2.blocks.2", 15),
+        ("stages_2.blocks.3", 16),
+        ("stages_2.blocks.4", 17),
+        ("stages_2.blocks.5", 18),
+        ("stages_2.blocks.6", 19),
+        ("stages_2.blocks.7", 20),
+        ("stages_2.blocks.8", 21),
+        ("stages_2.blocks.9", 22),
+        ("stages_2.blocks.10", 23),
+        ("stages_2.blocks.11", 24),
+        ("stages_2.blocks.12", 25),
+        ("stages_2.blocks.13", 26),
+        ("stages_2.blocks.14", 27),
+        ("stages_2.blocks.15", 28),
+        ("stages_2.blocks.16", 29),
+        ("stages_2.blocks.17", 30),
+        ("stages_3.downsample", 31),
+        ("stages_3.pos_emb", 31),
+        ("stages_3.blocks.0", 31),
+        ("stages_3.blocks.1", 32),
+        ("stages_3.blocks.2", 33),
+        ("stages_3.blocks.3", 34),
+        ("stages_3.blocks.4", 35),
+        ("stages_3.blocks.5", 36),
+    )
+    NUM_LAYERS = 37
+    DROP_PATH = True  # timm builds stochastic depth: MODEL.BACKBONE.CONFIG.DROP_PATH_RATE
 
 
 @register_backbone

@@ -52,6 +52,40 @@ class FocalnetXlargeFl4Backbone(TimmBackbone):
     FIXED_INPUT_SIZE = False
     PIXEL_MEAN = (0.485, 0.456, 0.406)
     PIXEL_STD = (0.229, 0.224, 0.225)
+    # timm's layering (group_matcher, fine): what layer-wise lr decay scales by, by the
+    # shortest module path whose parameters share a layer (runtime/optim.py).
+    LAYERS = (
+        ("stem", 0),
+        ("layers_0.blocks.0", 1),
+        ("layers_0.blocks.1", 2),
+        ("layers_1.downsample", 3),
+        ("layers_1.blocks.0", 3),
+        ("layers_1.blocks.1", 4),
+        ("layers_2.downsample", 5),
+        ("layers_2.blocks.0", 5),
+        ("layers_2.blocks.1", 6),
+        ("layers_2.blocks.2", 7),
+        ("layers_2.blocks.3", 8),
+        ("layers_2.blocks.4", 9),
+        ("layers_2.blocks.5", 10),
+        ("layers_2.blocks.6", 11),
+        ("layers_2.blocks.7", 12),
+        ("layers_2.blocks.8", 13),
+        ("layers_2.blocks.9", 14),
+        ("layers_2.blocks.10", 15),
+        ("layers_2.blocks.11", 16),
+        ("layers_2.blocks.12", 17),
+        ("layers_2.blocks.13", 18),
+        ("layers_2.blocks.14", 19),
+        ("layers_2.blocks.15", 20),
+        ("layers_2.blocks.16", 21),
+        ("layers_2.blocks.17", 22),
+        ("layers_3.downsample", 23),
+        ("layers_3.blocks.0", 23),
+        ("layers_3.blocks.1", 24),
+    )
+    NUM_LAYERS = 25
+    DROP_PATH = True  # timm builds stochastic depth: MODEL.BACKBONE.CONFIG.DROP_PATH_RATE
 
 
 @register_backbone

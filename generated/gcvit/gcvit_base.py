@@ -63,6 +63,23 @@ class GcvitBaseBackbone(TimmBackbone):
     )
     PIXEL_MEAN = (0.485, 0.456, 0.406)
     PIXEL_STD = (0.229, 0.224, 0.225)
+    # timm's layering (group_matcher, fine): what layer-wise lr decay scales by, by the
+    # shortest module path whose parameters share a layer (runtime/optim.py).
+    LAYERS = (
+        ("stem", 0),
+        ("stages_0", 1),
+        ("stages_1", 2),
+        ("stages_2", 3),
+        ("stages_3", 4),
+    )
+    NUM_LAYERS = 5
+    DROP_PATH = True  # timm builds stochastic depth: MODEL.BACKBONE.CONFIG.DROP_PATH_RATE
+    NO_WEIGHT_DECAY = (
+        "stages_0.blocks.*.attn.rel_pos.relative_position_bias_table",
+        "stages_1.blocks.*.attn.rel_pos.relative_position_bias_table",
+        "stages_2.blocks.*.attn.rel_pos.relative_position_bias_table",
+        "stages_3.blocks.*.attn.rel_pos.relative_position_bias_table",
+    )  # timm's no_weight_decay()
 
 
 @register_backbone

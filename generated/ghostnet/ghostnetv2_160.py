@@ -54,6 +54,25 @@ class Ghostnetv2160Backbone(TimmBackbone):
     FIXED_INPUT_SIZE = False
     PIXEL_MEAN = (0.485, 0.456, 0.406)
     PIXEL_STD = (0.229, 0.224, 0.225)
+    # timm's layering (group_matcher, fine): what layer-wise lr decay scales by, by the
+    # shortest module path whose parameters share a layer (runtime/optim.py).
+    LAYERS = (
+        ("conv_stem", 0),
+        ("bn1", 0),
+        ("blocks_0", 1),
+        ("blocks_1", 2),
+        ("blocks_2", 3),
+        ("blocks_3", 4),
+        ("blocks_4", 5),
+        ("blocks_5", 6),
+        ("blocks_6.0", 7),
+        ("blocks_6.1", 8),
+        ("blocks_6.2", 9),
+        ("blocks_6.3", 10),
+        ("blocks_6.4", 11),
+        ("blocks_7", 12),
+    )
+    NUM_LAYERS = 13
 
 
 @register_backbone

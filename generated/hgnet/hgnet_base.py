@@ -48,6 +48,24 @@ class HgnetBaseBackbone(TimmBackbone):
     FIXED_INPUT_SIZE = False
     PIXEL_MEAN = (0.485, 0.456, 0.406)
     PIXEL_STD = (0.229, 0.224, 0.225)
+    # timm's layering (group_matcher, fine): what layer-wise lr decay scales by, by the
+    # shortest module path whose parameters share a layer (runtime/optim.py).
+    LAYERS = (
+        ("stem", 0),
+        ("stages_0", 1),
+        ("stages_1.downsample", 2),
+        ("stages_1.blocks.0", 2),
+        ("stages_1.blocks.1", 3),
+        ("stages_2.downsample", 4),
+        ("stages_2.blocks.0", 4),
+        ("stages_2.blocks.1", 5),
+        ("stages_2.blocks.2", 6),
+        ("stages_3.downsample", 7),
+        ("stages_3.blocks.0", 7),
+        ("stages_3.blocks.1", 8),
+    )
+    NUM_LAYERS = 9
+    DROP_PATH = True  # timm builds stochastic depth: MODEL.BACKBONE.CONFIG.DROP_PATH_RATE
 
 
 @register_backbone

@@ -77,6 +77,31 @@ class HieraSmall224Backbone(TimmBackbone):
     GRID_PARAMS = (GridParam(pattern="pos_embed", kind="tokens", dims=(1,), extra=0),)
     PIXEL_MEAN = (0.485, 0.456, 0.406)
     PIXEL_STD = (0.229, 0.224, 0.225)
+    # timm's layering (group_matcher, fine): what layer-wise lr decay scales by, by the
+    # shortest module path whose parameters share a layer (runtime/optim.py).
+    LAYERS = (
+        ("model.pos_embed", 0),
+        ("model.patch_embed", 0),
+        ("model.blocks.0", 1),
+        ("model.blocks.1", 2),
+        ("model.blocks.2", 3),
+        ("model.blocks.3", 4),
+        ("model.blocks.4", 5),
+        ("model.blocks.5", 6),
+        ("model.blocks.6", 7),
+        ("model.blocks.7", 8),
+        ("model.blocks.8", 9),
+        ("model.blocks.9", 10),
+        ("model.blocks.10", 11),
+        ("model.blocks.11", 12),
+        ("model.blocks.12", 13),
+        ("model.blocks.13", 14),
+        ("model.blocks.14", 15),
+        ("model.blocks.15", 16),
+    )
+    NUM_LAYERS = 17
+    DROP_PATH = True  # timm builds stochastic depth: MODEL.BACKBONE.CONFIG.DROP_PATH_RATE
+    NO_WEIGHT_DECAY = ("model.pos_embed",)  # timm's no_weight_decay()
 
 
 @register_backbone

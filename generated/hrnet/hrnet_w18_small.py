@@ -54,6 +54,23 @@ class HrnetW18SmallBackbone(TimmBackbone):
     FIXED_INPUT_SIZE = False
     PIXEL_MEAN = (0.485, 0.456, 0.406)
     PIXEL_STD = (0.229, 0.224, 0.225)
+    # timm's layering (group_matcher, fine): what layer-wise lr decay scales by, by the
+    # shortest module path whose parameters share a layer (runtime/optim.py).
+    LAYERS = (
+        ("conv1", 0),
+        ("bn1", 0),
+        ("conv2", 0),
+        ("bn2", 0),
+        ("layer1", 1),
+        ("transition1", 1),
+        ("stage2", 2),
+        ("transition2", 2),
+        ("stage3", 3),
+        ("transition3", 3),
+        ("stage4", 4),
+        ("incre_modules", 5),
+    )
+    NUM_LAYERS = 6
 
 
 @register_backbone

@@ -54,6 +54,27 @@ class HrnetW18SmallV2Backbone(TimmBackbone):
     FIXED_INPUT_SIZE = False
     PIXEL_MEAN = (0.485, 0.456, 0.406)
     PIXEL_STD = (0.229, 0.224, 0.225)
+    # timm's layering (group_matcher, fine): what layer-wise lr decay scales by, by the
+    # shortest module path whose parameters share a layer (runtime/optim.py).
+    LAYERS = (
+        ("conv1", 0),
+        ("bn1", 0),
+        ("conv2", 0),
+        ("bn2", 0),
+        ("layer1.0", 1),
+        ("layer1.1", 2),
+        ("transition1", 2),
+        ("stage2", 3),
+        ("transition2", 3),
+        ("stage3.0", 4),
+        ("stage3.1", 5),
+        ("stage3.2", 6),
+        ("transition3", 6),
+        ("stage4.0", 7),
+        ("stage4.1", 8),
+        ("incre_modules", 9),
+    )
+    NUM_LAYERS = 10
 
 
 @register_backbone

@@ -50,6 +50,31 @@ class HrnetW48Backbone(TimmBackbone):
     FIXED_INPUT_SIZE = False
     PIXEL_MEAN = (0.485, 0.456, 0.406)
     PIXEL_STD = (0.229, 0.224, 0.225)
+    # timm's layering (group_matcher, fine): what layer-wise lr decay scales by, by the
+    # shortest module path whose parameters share a layer (runtime/optim.py).
+    LAYERS = (
+        ("conv1", 0),
+        ("bn1", 0),
+        ("conv2", 0),
+        ("bn2", 0),
+        ("layer1.0", 1),
+        ("layer1.1", 2),
+        ("layer1.2", 3),
+        ("layer1.3", 4),
+        ("transition1", 4),
+        ("stage2", 5),
+        ("transition2", 5),
+        ("stage3.0", 6),
+        ("stage3.1", 7),
+        ("stage3.2", 8),
+        ("stage3.3", 9),
+        ("transition3", 9),
+        ("stage4.0", 10),
+        ("stage4.1", 11),
+        ("stage4.2", 12),
+        ("incre_modules", 13),
+    )
+    NUM_LAYERS = 14
 
 
 @register_backbone

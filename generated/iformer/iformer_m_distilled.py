@@ -52,6 +52,48 @@ class IformerMDistilledBackbone(TimmBackbone):
     FIXED_INPUT_SIZE = False
     PIXEL_MEAN = (0.485, 0.456, 0.406)
     PIXEL_STD = (0.229, 0.224, 0.225)
+    # timm's layering (group_matcher, fine): what layer-wise lr decay scales by, by the
+    # shortest module path whose parameters share a layer (runtime/optim.py).
+    LAYERS = (
+        ("stem", 0),
+        ("stages_0.blocks.0", 1),
+        ("stages_0.blocks.1", 2),
+        ("stages_1.downsample", 3),
+        ("stages_1.blocks.0", 3),
+        ("stages_1.blocks.1", 4),
+        ("stages_2.downsample", 5),
+        ("stages_2.blocks.0", 5),
+        ("stages_2.blocks.1", 6),
+        ("stages_2.blocks.2", 7),
+        ("stages_2.blocks.3", 8),
+        ("stages_2.blocks.4", 9),
+        ("stages_2.blocks.5", 10),
+        ("stages_2.blocks.6", 11),
+        ("stages_2.blocks.7", 12),
+        ("stages_2.blocks.8", 13),
+        ("stages_2.blocks.9", 14),
+        ("stages_2.blocks.10", 15),
+        ("stages_2.blocks.11", 16),
+        ("stages_2.blocks.12", 17),
+        ("stages_2.blocks.13", 18),
+        ("stages_2.blocks.14", 19),
+        ("stages_2.blocks.15", 20),
+        ("stages_2.blocks.16", 21),
+        ("stages_2.blocks.17", 22),
+        ("stages_2.blocks.18", 23),
+        ("stages_2.blocks.19", 24),
+        ("stages_2.blocks.20", 25),
+        ("stages_2.blocks.21", 26),
+        ("stages_3.downsample", 27),
+        ("stages_3.blocks.0", 27),
+        ("stages_3.blocks.1", 28),
+        ("stages_3.blocks.2", 29),
+        ("stages_3.blocks.3", 30),
+        ("stages_3.blocks.4", 31),
+        ("stages_3.blocks.5", 32),
+    )
+    NUM_LAYERS = 33
+    DROP_PATH = True  # timm builds stochastic depth: MODEL.BACKBONE.CONFIG.DROP_PATH_RATE
 
 
 @register_backbone

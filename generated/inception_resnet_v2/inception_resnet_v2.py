@@ -58,6 +58,60 @@ class InceptionResnetV2Backbone(TimmBackbone):
     PIXEL_MEAN = (0.5, 0.5, 0.5)
     PIXEL_STD = (0.5, 0.5, 0.5)
     INPUT_PAD = 64  # its unpadded convolutions shrink the maps: pad, then crop
+    # timm's layering (group_matcher, fine): what layer-wise lr decay scales by, by the
+    # shortest module path whose parameters share a layer (runtime/optim.py).
+    LAYERS = (
+        ("conv2d_1a", 0),
+        ("conv2d_2a", 0),
+        ("conv2d_2b", 0),
+        ("conv2d_3b", 1),
+        ("conv2d_4a", 1),
+        ("mixed_5b", 2),
+        ("repeat.0", 3),
+        ("repeat.1", 4),
+        ("repeat.2", 5),
+        ("repeat.3", 6),
+        ("repeat.4", 7),
+        ("repeat.5", 8),
+        ("repeat.6", 9),
+        ("repeat.7", 10),
+        ("repeat.8", 11),
+        ("repeat.9", 12),
+        ("mixed_6a", 13),
+        ("repeat_1.0", 14),
+        ("repeat_1.1", 15),
+        ("repeat_1.2", 16),
+        ("repeat_1.3", 17),
+        ("repeat_1.4", 18),
+        ("repeat_1.5", 19),
+        ("repeat_1.6", 20),
+        ("repeat_1.7", 21),
+        ("repeat_1.8", 22),
+        ("repeat_1.9", 23),
+        ("repeat_1.10", 24),
+        ("repeat_1.11", 25),
+        ("repeat_1.12", 26),
+        ("repeat_1.13", 27),
+        ("repeat_1.14", 28),
+        ("repeat_1.15", 29),
+        ("repeat_1.16", 30),
+        ("repeat_1.17", 31),
+        ("repeat_1.18", 32),
+        ("repeat_1.19", 33),
+        ("mixed_7a", 34),
+        ("repeat_2.0", 35),
+        ("repeat_2.1", 36),
+        ("repeat_2.2", 37),
+        ("repeat_2.3", 38),
+        ("repeat_2.4", 39),
+        ("repeat_2.5", 40),
+        ("repeat_2.6", 41),
+        ("repeat_2.7", 42),
+        ("repeat_2.8", 43),
+        ("block8", 44),
+        ("conv2d_7b", 44),
+    )
+    NUM_LAYERS = 45
 
 
 @register_backbone

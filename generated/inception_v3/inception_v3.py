@@ -66,6 +66,27 @@ class InceptionV3Backbone(TimmBackbone):
     PIXEL_MEAN = (0.5, 0.5, 0.5)
     PIXEL_STD = (0.5, 0.5, 0.5)
     INPUT_PAD = 64  # its unpadded convolutions shrink the maps: pad, then crop
+    # timm's layering (group_matcher, fine): what layer-wise lr decay scales by, by the
+    # shortest module path whose parameters share a layer (runtime/optim.py).
+    LAYERS = (
+        ("Conv2d_1a_3x3", 0),
+        ("Conv2d_2a_3x3", 0),
+        ("Conv2d_2b_3x3", 0),
+        ("Conv2d_3b_1x1", 1),
+        ("Conv2d_4a_3x3", 1),
+        ("Mixed_5b", 2),
+        ("Mixed_5c", 3),
+        ("Mixed_5d", 4),
+        ("Mixed_6a", 5),
+        ("Mixed_6b", 6),
+        ("Mixed_6c", 7),
+        ("Mixed_6d", 8),
+        ("Mixed_6e", 9),
+        ("Mixed_7a", 10),
+        ("Mixed_7b", 11),
+        ("Mixed_7c", 12),
+    )
+    NUM_LAYERS = 13
 
 
 @register_backbone

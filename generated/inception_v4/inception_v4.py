@@ -62,6 +62,33 @@ class InceptionV4Backbone(TimmBackbone):
     PIXEL_MEAN = (0.5, 0.5, 0.5)
     PIXEL_STD = (0.5, 0.5, 0.5)
     INPUT_PAD = 64  # its unpadded convolutions shrink the maps: pad, then crop
+    # timm's layering (group_matcher, fine): what layer-wise lr decay scales by, by the
+    # shortest module path whose parameters share a layer (runtime/optim.py).
+    LAYERS = (
+        ("features_0", 0),
+        ("features_1", 0),
+        ("features_2", 0),
+        ("features_3", 1),
+        ("features_4", 2),
+        ("features_5", 3),
+        ("features_6", 4),
+        ("features_7", 5),
+        ("features_8", 6),
+        ("features_9", 7),
+        ("features_10", 8),
+        ("features_11", 9),
+        ("features_12", 10),
+        ("features_13", 11),
+        ("features_14", 12),
+        ("features_15", 13),
+        ("features_16", 14),
+        ("features_17", 15),
+        ("features_18", 16),
+        ("features_19", 17),
+        ("features_20", 18),
+        ("features_21", 19),
+    )
+    NUM_LAYERS = 20
 
 
 @register_backbone

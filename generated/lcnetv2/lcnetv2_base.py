@@ -48,6 +48,25 @@ class Lcnetv2BaseBackbone(TimmBackbone):
     FIXED_INPUT_SIZE = False
     PIXEL_MEAN = (0.485, 0.456, 0.406)
     PIXEL_STD = (0.229, 0.224, 0.225)
+    # timm's layering (group_matcher, fine): what layer-wise lr decay scales by, by the
+    # shortest module path whose parameters share a layer (runtime/optim.py).
+    LAYERS = (
+        ("stem_0", 0),
+        ("stem_1", 0),
+        ("stages_0.0", 1),
+        ("stages_0.1", 2),
+        ("stages_1.0", 3),
+        ("stages_1.1", 4),
+        ("stages_2.0", 5),
+        ("stages_2.1", 6),
+        ("stages_2.2", 7),
+        ("stages_2.3", 8),
+        ("stages_2.4", 9),
+        ("stages_2.5", 10),
+        ("stages_3.0", 11),
+        ("stages_3.1", 12),
+    )
+    NUM_LAYERS = 13
 
 
 @register_backbone

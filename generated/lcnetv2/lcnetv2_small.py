@@ -52,6 +52,23 @@ class Lcnetv2SmallBackbone(TimmBackbone):
     FIXED_INPUT_SIZE = False
     PIXEL_MEAN = (0.485, 0.456, 0.406)
     PIXEL_STD = (0.229, 0.224, 0.225)
+    # timm's layering (group_matcher, fine): what layer-wise lr decay scales by, by the
+    # shortest module path whose parameters share a layer (runtime/optim.py).
+    LAYERS = (
+        ("stem_0", 0),
+        ("stem_1", 0),
+        ("stages_0.0", 1),
+        ("stages_0.1", 2),
+        ("stages_1.0", 3),
+        ("stages_1.1", 4),
+        ("stages_2.0", 5),
+        ("stages_2.1", 6),
+        ("stages_2.2", 7),
+        ("stages_2.3", 8),
+        ("stages_3.0", 9),
+        ("stages_3.1", 10),
+    )
+    NUM_LAYERS = 11
 
 
 @register_backbone

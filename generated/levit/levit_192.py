@@ -70,6 +70,31 @@ class Levit192Backbone(TimmBackbone):
     )
     PIXEL_MEAN = (0.485, 0.456, 0.406)
     PIXEL_STD = (0.229, 0.224, 0.225)
+    # timm's layering (group_matcher, fine): what layer-wise lr decay scales by, by the
+    # shortest module path whose parameters share a layer (runtime/optim.py).
+    LAYERS = (
+        ("model.stem", 0),
+        ("model.stages.0.blocks.0", 1),
+        ("model.stages.0.blocks.1", 2),
+        ("model.stages.0.blocks.2", 3),
+        ("model.stages.0.blocks.3", 4),
+        ("model.stages.1.downsample", 5),
+        ("model.stages.1.blocks.0", 5),
+        ("model.stages.1.blocks.1", 6),
+        ("model.stages.1.blocks.2", 7),
+        ("model.stages.1.blocks.3", 8),
+        ("model.stages.2.downsample", 9),
+        ("model.stages.2.blocks.0", 9),
+        ("model.stages.2.blocks.1", 10),
+        ("model.stages.2.blocks.2", 11),
+        ("model.stages.2.blocks.3", 12),
+    )
+    NUM_LAYERS = 13
+    DROP_PATH = True  # timm builds stochastic depth: MODEL.BACKBONE.CONFIG.DROP_PATH_RATE
+    NO_WEIGHT_DECAY = (
+        "model.stages.*.blocks.*.attn.attention_biases",
+        "model.stages.*.downsample.attn_downsample.attention_biases",
+    )  # timm's no_weight_decay()
 
 
 @register_backbone

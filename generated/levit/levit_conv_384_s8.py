@@ -68,6 +68,36 @@ class LevitConv384S8Backbone(TimmBackbone):
     )
     PIXEL_MEAN = (0.485, 0.456, 0.406)
     PIXEL_STD = (0.229, 0.224, 0.225)
+    # timm's layering (group_matcher, fine): what layer-wise lr decay scales by, by the
+    # shortest module path whose parameters share a layer (runtime/optim.py).
+    LAYERS = (
+        ("stem_conv1", 0),
+        ("stem_conv2", 0),
+        ("stem_conv3", 0),
+        ("stages_0.blocks.0", 1),
+        ("stages_0.blocks.1", 2),
+        ("stages_0.blocks.2", 3),
+        ("stages_0.blocks.3", 4),
+        ("stages_1.downsample", 5),
+        ("stages_1.blocks.0", 5),
+        ("stages_1.blocks.1", 6),
+        ("stages_1.blocks.2", 7),
+        ("stages_1.blocks.3", 8),
+        ("stages_2.downsample", 9),
+        ("stages_2.blocks.0", 9),
+        ("stages_2.blocks.1", 10),
+        ("stages_2.blocks.2", 11),
+        ("stages_2.blocks.3", 12),
+    )
+    NUM_LAYERS = 13
+    DROP_PATH = True  # timm builds stochastic depth: MODEL.BACKBONE.CONFIG.DROP_PATH_RATE
+    NO_WEIGHT_DECAY = (
+        "stages_0.blocks.*.attn.attention_biases",
+        "stages_1.blocks.*.attn.attention_biases",
+        "stages_1.downsample.attn_downsample.attention_biases",
+        "stages_2.blocks.*.attn.attention_biases",
+        "stages_2.downsample.attn_downsample.attention_biases",
+    )  # timm's no_weight_decay()
 
 
 @register_backbone

@@ -48,6 +48,33 @@ class LowformerB3Backbone(TimmBackbone):
     FIXED_INPUT_SIZE = False
     PIXEL_MEAN = (0.485, 0.456, 0.406)
     PIXEL_STD = (0.229, 0.224, 0.225)
+    # timm's layering (group_matcher, fine): what layer-wise lr decay scales by, by the
+    # shortest module path whose parameters share a layer (runtime/optim.py).
+    LAYERS = (
+        ("stem_0", 0),
+        ("stem_1", 0),
+        ("stages_0.0", 1),
+        ("stages_0.1", 2),
+        ("stages_1.0", 3),
+        ("stages_1.1", 4),
+        ("stages_1.2", 5),
+        ("stages_2.0", 6),
+        ("stages_2.1", 7),
+        ("stages_2.2", 8),
+        ("stages_2.3", 9),
+        ("stages_2.4", 10),
+        ("stages_2.5", 11),
+        ("stages_2.6", 12),
+        ("stages_3.0", 13),
+        ("stages_3.1", 14),
+        ("stages_3.2", 15),
+        ("stages_3.3", 16),
+        ("stages_3.4", 17),
+        ("stages_3.5", 18),
+        ("stages_3.6", 19),
+    )
+    NUM_LAYERS = 20
+    DROP_PATH = True  # timm builds stochastic depth: MODEL.BACKBONE.CONFIG.DROP_PATH_RATE
 
 
 @register_backbone

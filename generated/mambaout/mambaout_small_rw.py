@@ -52,6 +52,53 @@ class MambaoutSmallRwBackbone(TimmBackbone):
     FIXED_INPUT_SIZE = False
     PIXEL_MEAN = (0.485, 0.456, 0.406)
     PIXEL_STD = (0.229, 0.224, 0.225)
+    # timm's layering (group_matcher, fine): what layer-wise lr decay scales by, by the
+    # shortest module path whose parameters share a layer (runtime/optim.py).
+    LAYERS = (
+        ("stem", 0),
+        ("stages_0.blocks.0", 1),
+        ("stages_0.blocks.1", 2),
+        ("stages_0.blocks.2", 3),
+        ("stages_1.downsample", 4),
+        ("stages_1.blocks.0", 4),
+        ("stages_1.blocks.1", 5),
+        ("stages_1.blocks.2", 6),
+        ("stages_1.blocks.3", 7),
+        ("stages_2.downsample", 8),
+        ("stages_2.blocks.0", 8),
+        ("stages_2.blocks.1", 9),
+        ("stages_2.blocks.2", 10),
+        ("stages_2.blocks.3", 11),
+        ("stages_2.blocks.4", 12),
+        ("stages_2.blocks.5", 13),
+        ("stages_2.blocks.6", 14),
+        ("stages_2.blocks.7", 15),
+        ("stages_2.blocks.8", 16),
+        ("stages_2.blocks.9", 17),
+        ("stages_2.blocks.10", 18),
+        ("stages_2.blocks.11", 19),
+        ("stages_2.blocks.12", 20),
+        ("stages_2.blocks.13", 21),
+        ("stages_2.blocks.14", 22),
+        ("stages_2.blocks.15", 23),
+        ("stages_2.blocks.16", 24),
+        ("stages_2.blocks.17", 25),
+        ("stages_2.blocks.18", 26),
+        ("stages_2.blocks.19", 27),
+        ("stages_2.blocks.20", 28),
+        ("stages_2.blocks.21", 29),
+        ("stages_2.blocks.22", 30),
+        ("stages_2.blocks.23", 31),
+        ("stages_2.blocks.24", 32),
+        ("stages_2.blocks.25", 33),
+        ("stages_2.blocks.26", 34),
+        ("stages_3.downsample", 35),
+        ("stages_3.blocks.0", 35),
+        ("stages_3.blocks.1", 36),
+        ("stages_3.blocks.2", 37),
+    )
+    NUM_LAYERS = 38
+    DROP_PATH = True  # timm builds stochastic depth: MODEL.BACKBONE.CONFIG.DROP_PATH_RATE
 
 
 @register_backbone

@@ -60,6 +60,27 @@ class CoatnetRmlpNanoRw224Backbone(TimmBackbone):
     GRID_PARAMS = ()
     PIXEL_MEAN = (0.5, 0.5, 0.5)
     PIXEL_STD = (0.5, 0.5, 0.5)
+    # timm's layering (group_matcher, fine): what layer-wise lr decay scales by, by the
+    # shortest module path whose parameters share a layer (runtime/optim.py).
+    LAYERS = (
+        ("stem", 0),
+        ("stages_0", 1),
+        ("stages_1", 2),
+        ("stages_2", 3),
+        ("stages_3", 4),
+    )
+    NUM_LAYERS = 5
+    DROP_PATH = True  # timm builds stochastic depth: MODEL.BACKBONE.CONFIG.DROP_PATH_RATE
+    NO_WEIGHT_DECAY = (
+        "stages_2.blocks.*.attn.rel_pos.mlp.fc1.bias",
+        "stages_2.blocks.*.attn.rel_pos.mlp.fc1.weight",
+        "stages_2.blocks.*.attn.rel_pos.mlp.fc2.bias",
+        "stages_2.blocks.*.attn.rel_pos.mlp.fc2.weight",
+        "stages_3.blocks.*.attn.rel_pos.mlp.fc1.bias",
+        "stages_3.blocks.*.attn.rel_pos.mlp.fc1.weight",
+        "stages_3.blocks.*.attn.rel_pos.mlp.fc2.bias",
+        "stages_3.blocks.*.attn.rel_pos.mlp.fc2.weight",
+    )  # timm's no_weight_decay()
 
 
 @register_backbone

@@ -55,6 +55,51 @@ class MaxvitRmlpBaseRw384Backbone(TimmBackbone):
     FIXED_INPUT_SIZE = False
     PIXEL_MEAN = (0.5, 0.5, 0.5)
     PIXEL_STD = (0.5, 0.5, 0.5)
+    # timm's layering (group_matcher, fine): what layer-wise lr decay scales by, by the
+    # shortest module path whose parameters share a layer (runtime/optim.py).
+    LAYERS = (
+        ("stem", 0),
+        ("stages_0", 1),
+        ("stages_1", 2),
+        ("stages_2", 3),
+        ("stages_3", 4),
+    )
+    NUM_LAYERS = 5
+    DROP_PATH = True  # timm builds stochastic depth: MODEL.BACKBONE.CONFIG.DROP_PATH_RATE
+    NO_WEIGHT_DECAY = (
+        "stages_0.blocks.*.attn_block.attn.rel_pos.mlp.fc1.bias",
+        "stages_0.blocks.*.attn_block.attn.rel_pos.mlp.fc1.weight",
+        "stages_0.blocks.*.attn_block.attn.rel_pos.mlp.fc2.bias",
+        "stages_0.blocks.*.attn_block.attn.rel_pos.mlp.fc2.weight",
+        "stages_0.blocks.*.attn_grid.attn.rel_pos.mlp.fc1.bias",
+        "stages_0.blocks.*.attn_grid.attn.rel_pos.mlp.fc1.weight",
+        "stages_0.blocks.*.attn_grid.attn.rel_pos.mlp.fc2.bias",
+        "stages_0.blocks.*.attn_grid.attn.rel_pos.mlp.fc2.weight",
+        "stages_1.blocks.*.attn_block.attn.rel_pos.mlp.fc1.bias",
+        "stages_1.blocks.*.attn_block.attn.rel_pos.mlp.fc1.weight",
+        "stages_1.blocks.*.attn_block.attn.rel_pos.mlp.fc2.bias",
+        "stages_1.blocks.*.attn_block.attn.rel_pos.mlp.fc2.weight",
+        "stages_1.blocks.*.attn_grid.attn.rel_pos.mlp.fc1.bias",
+        "stages_1.blocks.*.attn_grid.attn.rel_pos.mlp.fc1.weight",
+        "stages_1.blocks.*.attn_grid.attn.rel_pos.mlp.fc2.bias",
+        "stages_1.blocks.*.attn_grid.attn.rel_pos.mlp.fc2.weight",
+        "stages_2.blocks.*.attn_block.attn.rel_pos.mlp.fc1.bias",
+        "stages_2.blocks.*.attn_block.attn.rel_pos.mlp.fc1.weight",
+        "stages_2.blocks.*.attn_block.attn.rel_pos.mlp.fc2.bias",
+        "stages_2.blocks.*.attn_block.attn.rel_pos.mlp.fc2.weight",
+        "stages_2.blocks.*.attn_grid.attn.rel_pos.mlp.fc1.bias",
+        "stages_2.blocks.*.attn_grid.attn.rel_pos.mlp.fc1.weight",
+        "stages_2.blocks.*.attn_grid.attn.rel_pos.mlp.fc2.bias",
+        "stages_2.blocks.*.attn_grid.attn.rel_pos.mlp.fc2.weight",
+        "stages_3.blocks.*.attn_block.attn.rel_pos.mlp.fc1.bias",
+        "stages_3.blocks.*.attn_block.attn.rel_pos.mlp.fc1.weight",
+        "stages_3.blocks.*.attn_block.attn.rel_pos.mlp.fc2.bias",
+        "stages_3.blocks.*.attn_block.attn.rel_pos.mlp.fc2.weight",
+        "stages_3.blocks.*.attn_grid.attn.rel_pos.mlp.fc1.bias",
+        "stages_3.blocks.*.attn_grid.attn.rel_pos.mlp.fc1.weight",
+        "stages_3.blocks.*.attn_grid.attn.rel_pos.mlp.fc2.bias",
+        "stages_3.blocks.*.attn_grid.attn.rel_pos.mlp.fc2.weight",
+    )  # timm's no_weight_decay()
 
 
 @register_backbone

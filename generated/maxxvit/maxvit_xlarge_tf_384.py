@@ -55,6 +55,27 @@ class MaxvitXlargeTf384Backbone(TimmBackbone):
     FIXED_INPUT_SIZE = False
     PIXEL_MEAN = (0.5, 0.5, 0.5)
     PIXEL_STD = (0.5, 0.5, 0.5)
+    # timm's layering (group_matcher, fine): what layer-wise lr decay scales by, by the
+    # shortest module path whose parameters share a layer (runtime/optim.py).
+    LAYERS = (
+        ("stem", 0),
+        ("stages_0", 1),
+        ("stages_1", 2),
+        ("stages_2", 3),
+        ("stages_3", 4),
+    )
+    NUM_LAYERS = 5
+    DROP_PATH = True  # timm builds stochastic depth: MODEL.BACKBONE.CONFIG.DROP_PATH_RATE
+    NO_WEIGHT_DECAY = (
+        "stages_0.blocks.*.attn_block.attn.rel_pos.relative_position_bias_table",
+        "stages_0.blocks.*.attn_grid.attn.rel_pos.relative_position_bias_table",
+        "stages_1.blocks.*.attn_block.attn.rel_pos.relative_position_bias_table",
+        "stages_1.blocks.*.attn_grid.attn.rel_pos.relative_position_bias_table",
+        "stages_2.blocks.*.attn_block.attn.rel_pos.relative_position_bias_table",
+        "stages_2.blocks.*.attn_grid.attn.rel_pos.relative_position_bias_table",
+        "stages_3.blocks.*.attn_block.attn.rel_pos.relative_position_bias_table",
+        "stages_3.blocks.*.attn_grid.attn.rel_pos.relative_position_bias_table",
+    )  # timm's no_weight_decay()
 
 
 @register_backbone

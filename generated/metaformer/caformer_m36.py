@@ -48,6 +48,9 @@ class CaformerM36Backbone(TimmBackbone):
     FIXED_INPUT_SIZE = False
     PIXEL_MEAN = (0.485, 0.456, 0.406)
     PIXEL_STD = (0.229, 0.224, 0.225)
+    # No layer-wise lr decay (SOLVER.BACKBONE_LR_DECAY must stay 1.0):
+    LAYERS_REASON = "timm gives the model no group_matcher, so it has no layering"
+    DROP_PATH = True  # timm builds stochastic depth: MODEL.BACKBONE.CONFIG.DROP_PATH_RATE
 
 
 @register_backbone

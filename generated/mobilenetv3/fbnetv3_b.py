@@ -51,6 +51,44 @@ class Fbnetv3BBackbone(TimmBackbone):
     PIXEL_MEAN = (0.485, 0.456, 0.406)
     PIXEL_STD = (0.229, 0.224, 0.225)
     OUTPUT_STRIDES = (8, 16)  # MODEL.BACKBONE.CONFIG.OUTPUT_STRIDE: timm dilates it
+    # timm's layering (group_matcher, fine): what layer-wise lr decay scales by, by the
+    # shortest module path whose parameters share a layer (runtime/optim.py).
+    LAYERS = (
+        ("conv_stem", 0),
+        ("bn1", 0),
+        ("blocks.0.0", 1),
+        ("blocks.0.1", 2),
+        ("blocks.1.0", 3),
+        ("blocks.1.1", 4),
+        ("blocks.1.2", 5),
+        ("blocks.1.3", 6),
+        ("blocks.2.0", 7),
+        ("blocks.2.1", 8),
+        ("blocks.2.2", 9),
+        ("blocks.2.3", 10),
+        ("blocks.2.4", 11),
+        ("blocks.3.0", 12),
+        ("blocks.3.1", 13),
+        ("blocks.3.2", 14),
+        ("blocks.3.3", 15),
+        ("blocks.3.4", 16),
+        ("blocks.4.0", 17),
+        ("blocks.4.1", 18),
+        ("blocks.4.2", 19),
+        ("blocks.4.3", 20),
+        ("blocks.4.4", 21),
+        ("blocks.4.5", 22),
+        ("blocks.5.0", 23),
+        ("blocks.5.1", 24),
+        ("blocks.5.2", 25),
+        ("blocks.5.3", 26),
+        ("blocks.5.4", 27),
+        ("blocks.5.5", 28),
+        ("blocks.5.6", 29),
+        ("blocks.6", 30),
+    )
+    NUM_LAYERS = 31
+    DROP_PATH = True  # timm builds stochastic depth: MODEL.BACKBONE.CONFIG.DROP_PATH_RATE
 
 
 @register_backbone

@@ -55,6 +55,37 @@ class Mobilenetv4ConvAaMediumBackbone(TimmBackbone):
     PIXEL_MEAN = (0.485, 0.456, 0.406)
     PIXEL_STD = (0.229, 0.224, 0.225)
     OUTPUT_STRIDES = (8, 16)  # MODEL.BACKBONE.CONFIG.OUTPUT_STRIDE: timm dilates it
+    # timm's layering (group_matcher, fine): what layer-wise lr decay scales by, by the
+    # shortest module path whose parameters share a layer (runtime/optim.py).
+    LAYERS = (
+        ("conv_stem", 0),
+        ("bn1", 0),
+        ("blocks.0", 1),
+        ("blocks.1.0", 2),
+        ("blocks.1.1", 3),
+        ("blocks.2.0", 4),
+        ("blocks.2.1", 5),
+        ("blocks.2.2", 6),
+        ("blocks.2.3", 7),
+        ("blocks.2.4", 8),
+        ("blocks.2.5", 9),
+        ("blocks.2.6", 10),
+        ("blocks.2.7", 11),
+        ("blocks.3.0", 12),
+        ("blocks.3.1", 13),
+        ("blocks.3.2", 14),
+        ("blocks.3.3", 15),
+        ("blocks.3.4", 16),
+        ("blocks.3.5", 17),
+        ("blocks.3.6", 18),
+        ("blocks.3.7", 19),
+        ("blocks.3.8", 20),
+        ("blocks.3.9", 21),
+        ("blocks.3.10", 22),
+        ("blocks.4", 23),
+    )
+    NUM_LAYERS = 24
+    DROP_PATH = True  # timm builds stochastic depth: MODEL.BACKBONE.CONFIG.DROP_PATH_RATE
 
 
 @register_backbone

@@ -55,6 +55,31 @@ class Mobilenetv4ConvSmallBackbone(TimmBackbone):
     PIXEL_MEAN = (0.485, 0.456, 0.406)
     PIXEL_STD = (0.229, 0.224, 0.225)
     OUTPUT_STRIDES = (8, 16)  # MODEL.BACKBONE.CONFIG.OUTPUT_STRIDE: timm dilates it
+    # timm's layering (group_matcher, fine): what layer-wise lr decay scales by, by the
+    # shortest module path whose parameters share a layer (runtime/optim.py).
+    LAYERS = (
+        ("conv_stem", 0),
+        ("bn1", 0),
+        ("blocks.0.0", 1),
+        ("blocks.0.1", 2),
+        ("blocks.1.0", 3),
+        ("blocks.1.1", 4),
+        ("blocks.2.0", 5),
+        ("blocks.2.1", 6),
+        ("blocks.2.2", 7),
+        ("blocks.2.3", 8),
+        ("blocks.2.4", 9),
+        ("blocks.2.5", 10),
+        ("blocks.3.0", 11),
+        ("blocks.3.1", 12),
+        ("blocks.3.2", 13),
+        ("blocks.3.3", 14),
+        ("blocks.3.4", 15),
+        ("blocks.3.5", 16),
+        ("blocks.4", 17),
+    )
+    NUM_LAYERS = 18
+    DROP_PATH = True  # timm builds stochastic depth: MODEL.BACKBONE.CONFIG.DROP_PATH_RATE
 
 
 @register_backbone

@@ -55,6 +55,51 @@ class Mobilenetv4HybridLarge075Backbone(TimmBackbone):
     PIXEL_MEAN = (0.485, 0.456, 0.406)
     PIXEL_STD = (0.229, 0.224, 0.225)
     OUTPUT_STRIDES = (8, 16)  # MODEL.BACKBONE.CONFIG.OUTPUT_STRIDE: timm dilates it
+    # timm's layering (group_matcher, fine): what layer-wise lr decay scales by, by the
+    # shortest module path whose parameters share a layer (runtime/optim.py).
+    LAYERS = (
+        ("conv_stem", 0),
+        ("bn1", 0),
+        ("blocks.0", 1),
+        ("blocks.1.0", 2),
+        ("blocks.1.1", 3),
+        ("blocks.2.0", 4),
+        ("blocks.2.1", 5),
+        ("blocks.2.2", 6),
+        ("blocks.2.3", 7),
+        ("blocks.2.4", 8),
+        ("blocks.2.5", 9),
+        ("blocks.2.6", 10),
+        ("blocks.2.7", 11),
+        ("blocks.2.8", 12),
+        ("blocks.2.9", 13),
+        ("blocks.2.10", 14),
+        ("blocks.2.11", 15),
+        ("blocks.2.12", 16),
+        ("blocks.2.13", 17),
+        ("blocks.2.14", 18),
+        ("blocks.3.0", 19),
+        ("blocks.3.1", 20),
+        ("blocks.3.2", 21),
+        ("blocks.3.3", 22),
+        ("blocks.3.4", 23),
+        ("blocks.3.5", 24),
+        ("blocks.3.6", 25),
+        ("blocks.3.7", 26),
+        ("blocks.3.8", 27),
+        ("blocks.3.9", 28),
+        ("blocks.3.10", 29),
+        ("blocks.3.11", 30),
+        ("blocks.3.12", 31),
+        ("blocks.3.13", 32),
+        ("blocks.3.14", 33),
+        ("blocks.3.15", 34),
+        ("blocks.3.16", 35),
+        ("blocks.3.17", 36),
+        ("blocks.4", 37),
+    )
+    NUM_LAYERS = 38
+    DROP_PATH = True  # timm builds stochastic depth: MODEL.BACKBONE.CONFIG.DROP_PATH_RATE
 
 
 @register_backbone

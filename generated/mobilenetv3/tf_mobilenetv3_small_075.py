@@ -55,6 +55,26 @@ class TfMobilenetv3Small075Backbone(TimmBackbone):
     PIXEL_MEAN = (0.5, 0.5, 0.5)
     PIXEL_STD = (0.5, 0.5, 0.5)
     OUTPUT_STRIDES = (8, 16)  # MODEL.BACKBONE.CONFIG.OUTPUT_STRIDE: timm dilates it
+    # timm's layering (group_matcher, fine): what layer-wise lr decay scales by, by the
+    # shortest module path whose parameters share a layer (runtime/optim.py).
+    LAYERS = (
+        ("conv_stem", 0),
+        ("bn1", 0),
+        ("blocks.0", 1),
+        ("blocks.1.0", 2),
+        ("blocks.1.1", 3),
+        ("blocks.2.0", 4),
+        ("blocks.2.1", 5),
+        ("blocks.2.2", 6),
+        ("blocks.3.0", 7),
+        ("blocks.3.1", 8),
+        ("blocks.4.0", 9),
+        ("blocks.4.1", 10),
+        ("blocks.4.2", 11),
+        ("blocks.5", 12),
+    )
+    NUM_LAYERS = 13
+    DROP_PATH = True  # timm builds stochastic depth: MODEL.BACKBONE.CONFIG.DROP_PATH_RATE
 
 
 @register_backbone

@@ -62,6 +62,9 @@ class Mobilenetv5300mEncBackbone(TimmBackbone):
     FIXED_INPUT_SIZE = False
     PIXEL_MEAN = (0.0, 0.0, 0.0)
     PIXEL_STD = (1.0, 1.0, 1.0)
+    # No layer-wise lr decay (SOLVER.BACKBONE_LR_DECAY must stay 1.0):
+    LAYERS_REASON = "timm gives the model no group_matcher, so it has no layering"
+    DROP_PATH = True  # timm builds stochastic depth: MODEL.BACKBONE.CONFIG.DROP_PATH_RATE
 
 
 @register_backbone

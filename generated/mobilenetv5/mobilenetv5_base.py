@@ -62,6 +62,52 @@ class Mobilenetv5BaseBackbone(TimmBackbone):
     FIXED_INPUT_SIZE = False
     PIXEL_MEAN = (0.5, 0.5, 0.5)
     PIXEL_STD = (0.5, 0.5, 0.5)
+    # timm's layering (group_matcher, fine): what layer-wise lr decay scales by, by the
+    # shortest module path whose parameters share a layer (runtime/optim.py).
+    LAYERS = (
+        ("model.conv_stem", 0),
+        ("model.blocks.0.0", 1),
+        ("model.blocks.0.1", 2),
+        ("model.blocks.0.2", 3),
+        ("model.blocks.1.0", 4),
+        ("model.blocks.1.1", 5),
+        ("model.blocks.1.2", 6),
+        ("model.blocks.1.3", 7),
+        ("model.blocks.1.4", 8),
+        ("model.blocks.2.0", 9),
+        ("model.blocks.2.1", 10),
+        ("model.blocks.2.2", 11),
+        ("model.blocks.2.3", 12),
+        ("model.blocks.2.4", 13),
+        ("model.blocks.2.5", 14),
+        ("model.blocks.2.6", 15),
+        ("model.blocks.2.7", 16),
+        ("model.blocks.2.8", 17),
+        ("model.blocks.2.9", 18),
+        ("model.blocks.2.10", 19),
+        ("model.blocks.2.11", 20),
+        ("model.blocks.2.12", 21),
+        ("model.blocks.2.13", 22),
+        ("model.blocks.2.14", 23),
+        ("model.blocks.2.15", 24),
+        ("model.blocks.3.0", 25),
+        ("model.blocks.3.1", 26),
+        ("model.blocks.3.2", 27),
+        ("model.blocks.3.3", 28),
+        ("model.blocks.3.4", 29),
+        ("model.blocks.3.5", 30),
+        ("model.blocks.3.6", 31),
+        ("model.blocks.3.7", 32),
+        ("model.blocks.3.8", 33),
+        ("model.blocks.3.9", 34),
+        ("model.blocks.3.10", 35),
+        ("model.blocks.3.11", 36),
+        ("model.blocks.3.12", 37),
+        ("model.blocks.3.13", 38),
+        ("model.blocks.3.14", 39),
+    )
+    NUM_LAYERS = 40
+    DROP_PATH = True  # timm builds stochastic depth: MODEL.BACKBONE.CONFIG.DROP_PATH_RATE
 
 
 @register_backbone

@@ -58,6 +58,22 @@ class Mobilevitv2175Backbone(TimmBackbone):
     PIXEL_MEAN = (0.0, 0.0, 0.0)
     PIXEL_STD = (1.0, 1.0, 1.0)
     OUTPUT_STRIDES = (8, 16)  # MODEL.BACKBONE.CONFIG.OUTPUT_STRIDE: timm dilates it
+    # timm's layering (group_matcher, fine): what layer-wise lr decay scales by, by the
+    # shortest module path whose parameters share a layer (runtime/optim.py).
+    LAYERS = (
+        ("stem", 0),
+        ("stages_0", 1),
+        ("stages_1.0", 2),
+        ("stages_1.1", 3),
+        ("stages_2.0", 4),
+        ("stages_2.1", 5),
+        ("stages_3.0", 6),
+        ("stages_3.1", 7),
+        ("stages_4.0", 8),
+        ("stages_4.1", 9),
+    )
+    NUM_LAYERS = 10
+    DROP_PATH = True  # timm builds stochastic depth: MODEL.BACKBONE.CONFIG.DROP_PATH_RATE
 
 
 @register_backbone

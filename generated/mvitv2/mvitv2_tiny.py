@@ -59,6 +59,21 @@ class Mvitv2TinyBackbone(TimmBackbone):
     )
     PIXEL_MEAN = (0.485, 0.456, 0.406)
     PIXEL_STD = (0.229, 0.224, 0.225)
+    # timm's layering (group_matcher, fine): what layer-wise lr decay scales by, by the
+    # shortest module path whose parameters share a layer (runtime/optim.py).
+    LAYERS = (
+        ("model.patch_embed", 0),
+        ("model.stages.0", 1),
+        ("model.stages.1", 2),
+        ("model.stages.2", 3),
+        ("model.stages.3", 4),
+    )
+    NUM_LAYERS = 5
+    DROP_PATH = True  # timm builds stochastic depth: MODEL.BACKBONE.CONFIG.DROP_PATH_RATE
+    NO_WEIGHT_DECAY = (
+        "model.stages.*.blocks.*.attn.rel_pos_h",
+        "model.stages.*.blocks.*.attn.rel_pos_w",
+    )  # timm's no_weight_decay()
 
 
 @register_backbone

@@ -72,6 +72,34 @@ class NasnetalargeBackbone(TimmBackbone):
     PIXEL_MEAN = (0.5, 0.5, 0.5)
     PIXEL_STD = (0.5, 0.5, 0.5)
     SIZE_SLACK = 1  # timm's own padding: some maps are a row or column off, fitted here
+    # timm's layering (group_matcher, fine): what layer-wise lr decay scales by, by the
+    # shortest module path whose parameters share a layer (runtime/optim.py).
+    LAYERS = (
+        ("body.conv0", 0),
+        ("body.cell_stem_0", 0),
+        ("body.cell_stem_1", 0),
+        ("body.cell_0", 1),
+        ("body.cell_1", 2),
+        ("body.cell_2", 3),
+        ("body.cell_3", 4),
+        ("body.cell_4", 5),
+        ("body.cell_5", 6),
+        ("body.reduction_cell_0", 7),
+        ("body.cell_6", 7),
+        ("body.cell_7", 8),
+        ("body.cell_8", 9),
+        ("body.cell_9", 10),
+        ("body.cell_10", 11),
+        ("body.cell_11", 12),
+        ("body.reduction_cell_1", 13),
+        ("body.cell_12", 13),
+        ("body.cell_13", 14),
+        ("body.cell_14", 15),
+        ("body.cell_15", 16),
+        ("body.cell_16", 17),
+        ("body.cell_17", 18),
+    )
+    NUM_LAYERS = 19
 
 
 @register_backbone

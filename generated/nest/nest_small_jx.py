@@ -57,6 +57,47 @@ class NestSmallJxBackbone(TimmBackbone):
     GRID_PARAMS = (GridParam(pattern="levels.*.pos_embed", kind="tokens", dims=(2,), extra=0),)
     PIXEL_MEAN = (0.485, 0.456, 0.406)
     PIXEL_STD = (0.229, 0.224, 0.225)
+    # timm's layering (group_matcher, fine): what layer-wise lr decay scales by, by the
+    # shortest module path whose parameters share a layer (runtime/optim.py).
+    LAYERS = (
+        ("patch_embed", 0),
+        ("levels_0.pos_embed", 1),
+        ("levels_0.transformer_encoder.0", 1),
+        ("levels_0.transformer_encoder.1", 2),
+        ("levels_1.pos_embed", 3),
+        ("levels_1.pool", 3),
+        ("levels_1.transformer_encoder.0", 3),
+        ("levels_1.transformer_encoder.1", 4),
+        ("levels_2.pos_embed", 5),
+        ("levels_2.pool", 5),
+        ("levels_2.transformer_encoder.0", 5),
+        ("levels_2.transformer_encoder.1", 6),
+        ("levels_2.transformer_encoder.2", 7),
+        ("levels_2.transformer_encoder.3", 8),
+        ("levels_2.transformer_encoder.4", 9),
+        ("levels_2.transformer_encoder.5", 10),
+        ("levels_2.transformer_encoder.6", 11),
+        ("levels_2.transformer_encoder.7", 12),
+        ("levels_2.transformer_encoder.8", 13),
+        ("levels_2.transformer_encoder.9", 14),
+        ("levels_2.transformer_encoder.10", 15),
+        ("levels_2.transformer_encoder.11", 16),
+        ("levels_2.transformer_encoder.12", 17),
+        ("levels_2.transformer_encoder.13", 18),
+        ("levels_2.transformer_encoder.14", 19),
+        ("levels_2.transformer_encoder.15", 20),
+        ("levels_2.transformer_encoder.16", 21),
+        ("levels_2.transformer_encoder.17", 22),
+        ("levels_2.transformer_encoder.18", 23),
+        ("levels_2.transformer_encoder.19", 24),
+    )
+    NUM_LAYERS = 25
+    DROP_PATH = True  # timm builds stochastic depth: MODEL.BACKBONE.CONFIG.DROP_PATH_RATE
+    NO_WEIGHT_DECAY = (
+        "levels_0.pos_embed",
+        "levels_1.pos_embed",
+        "levels_2.pos_embed",
+    )  # timm's no_weight_decay()
 
 
 @register_backbone

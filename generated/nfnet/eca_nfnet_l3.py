@@ -55,6 +55,65 @@ class EcaNfnetL3Backbone(TimmBackbone):
     PIXEL_MEAN = (0.485, 0.456, 0.406)
     PIXEL_STD = (0.229, 0.224, 0.225)
     OUTPUT_STRIDES = (8, 16)  # MODEL.BACKBONE.CONFIG.OUTPUT_STRIDE: timm dilates it
+    # timm's layering (group_matcher, fine): what layer-wise lr decay scales by, by the
+    # shortest module path whose parameters share a layer (runtime/optim.py).
+    LAYERS = (
+        ("stem_conv1", 0),
+        ("stem_conv2", 0),
+        ("stem_conv3", 0),
+        ("stem_conv4", 0),
+        ("stages_0.0", 1),
+        ("stages_0.1", 2),
+        ("stages_0.2", 3),
+        ("stages_0.3", 4),
+        ("stages_1.0", 5),
+        ("stages_1.1", 6),
+        ("stages_1.2", 7),
+        ("stages_1.3", 8),
+        ("stages_1.4", 9),
+        ("stages_1.5", 10),
+        ("stages_1.6", 11),
+        ("stages_1.7", 12),
+        ("stages_2.0", 13),
+        ("stages_2.1", 14),
+        ("stages_2.2", 15),
+        ("stages_2.3", 16),
+        ("stages_2.4", 17),
+        ("stages_2.5", 18),
+        ("stages_2.6", 19),
+        ("stages_2.7", 20),
+        ("stages_2.8", 21),
+        ("stages_2.9", 22),
+        ("stages_2.10", 23),
+        ("stages_2.11", 24),
+        ("stages_2.12", 25),
+        ("stages_2.13", 26),
+        ("stages_2.14", 27),
+        ("stages_2.15", 28),
+        ("stages_2.16", 29),
+        ("stages_2.17", 30),
+        ("stages_2.18", 31),
+        ("stages_2.19", 32),
+        ("stages_2.20", 33),
+        ("stages_2.21", 34),
+        ("stages_2.22", 35),
+        ("stages_2.23", 36),
+        ("stages_3.0", 37),
+        ("stages_3.1", 38),
+        ("stages_3.2", 39),
+        ("stages_3.3", 40),
+        ("stages_3.4", 41),
+        ("stages_3.5", 42),
+        ("stages_3.6", 43),
+        ("stages_3.7", 44),
+        ("stages_3.8", 45),
+        ("stages_3.9", 46),
+        ("stages_3.10", 47),
+        ("stages_3.11", 48),
+        ("final_conv", 48),
+    )
+    NUM_LAYERS = 49
+    DROP_PATH = True  # timm builds stochastic depth: MODEL.BACKBONE.CONFIG.DROP_PATH_RATE
 
 
 @register_backbone

@@ -55,6 +55,46 @@ class NfEcaresnet101Backbone(TimmBackbone):
     PIXEL_MEAN = (0.485, 0.456, 0.406)
     PIXEL_STD = (0.229, 0.224, 0.225)
     OUTPUT_STRIDES = (8, 16)  # MODEL.BACKBONE.CONFIG.OUTPUT_STRIDE: timm dilates it
+    # timm's layering (group_matcher, fine): what layer-wise lr decay scales by, by the
+    # shortest module path whose parameters share a layer (runtime/optim.py).
+    LAYERS = (
+        ("stem_conv", 0),
+        ("stages_0.0", 1),
+        ("stages_0.1", 2),
+        ("stages_0.2", 3),
+        ("stages_1.0", 4),
+        ("stages_1.1", 5),
+        ("stages_1.2", 6),
+        ("stages_1.3", 7),
+        ("stages_2.0", 8),
+        ("stages_2.1", 9),
+        ("stages_2.2", 10),
+        ("stages_2.3", 11),
+        ("stages_2.4", 12),
+        ("stages_2.5", 13),
+        ("stages_2.6", 14),
+        ("stages_2.7", 15),
+        ("stages_2.8", 16),
+        ("stages_2.9", 17),
+        ("stages_2.10", 18),
+        ("stages_2.11", 19),
+        ("stages_2.12", 20),
+        ("stages_2.13", 21),
+        ("stages_2.14", 22),
+        ("stages_2.15", 23),
+        ("stages_2.16", 24),
+        ("stages_2.17", 25),
+        ("stages_2.18", 26),
+        ("stages_2.19", 27),
+        ("stages_2.20", 28),
+        ("stages_2.21", 29),
+        ("stages_2.22", 30),
+        ("stages_3.0", 31),
+        ("stages_3.1", 32),
+        ("stages_3.2", 33),
+    )
+    NUM_LAYERS = 34
+    DROP_PATH = True  # timm builds stochastic depth: MODEL.BACKBONE.CONFIG.DROP_PATH_RATE
 
 
 @register_backbone

@@ -53,6 +53,30 @@ class NfRegnetB0Backbone(TimmBackbone):
     PIXEL_MEAN = (0.485, 0.456, 0.406)
     PIXEL_STD = (0.229, 0.224, 0.225)
     OUTPUT_STRIDES = (8, 16)  # MODEL.BACKBONE.CONFIG.OUTPUT_STRIDE: timm dilates it
+    # timm's layering (group_matcher, fine): what layer-wise lr decay scales by, by the
+    # shortest module path whose parameters share a layer (runtime/optim.py).
+    LAYERS = (
+        ("stem_conv", 0),
+        ("stages_0", 1),
+        ("stages_1.0", 2),
+        ("stages_1.1", 3),
+        ("stages_1.2", 4),
+        ("stages_2.0", 5),
+        ("stages_2.1", 6),
+        ("stages_2.2", 7),
+        ("stages_2.3", 8),
+        ("stages_2.4", 9),
+        ("stages_2.5", 10),
+        ("stages_3.0", 11),
+        ("stages_3.1", 12),
+        ("stages_3.2", 13),
+        ("stages_3.3", 14),
+        ("stages_3.4", 15),
+        ("stages_3.5", 16),
+        ("final_conv", 16),
+    )
+    NUM_LAYERS = 17
+    DROP_PATH = True  # timm builds stochastic depth: MODEL.BACKBONE.CONFIG.DROP_PATH_RATE
 
 
 @register_backbone

@@ -53,6 +53,44 @@ class NfRegnetB4Backbone(TimmBackbone):
     PIXEL_MEAN = (0.485, 0.456, 0.406)
     PIXEL_STD = (0.229, 0.224, 0.225)
     OUTPUT_STRIDES = (8, 16)  # MODEL.BACKBONE.CONFIG.OUTPUT_STRIDE: timm dilates it
+    # timm's layering (group_matcher, fine): what layer-wise lr decay scales by, by the
+    # shortest module path whose parameters share a layer (runtime/optim.py).
+    LAYERS = (
+        ("stem_conv", 0),
+        ("stages_0.0", 1),
+        ("stages_0.1", 2),
+        ("stages_1.0", 3),
+        ("stages_1.1", 4),
+        ("stages_1.2", 5),
+        ("stages_1.3", 6),
+        ("stages_1.4", 7),
+        ("stages_1.5", 8),
+        ("stages_2.0", 9),
+        ("stages_2.1", 10),
+        ("stages_2.2", 11),
+        ("stages_2.3", 12),
+        ("stages_2.4", 13),
+        ("stages_2.5", 14),
+        ("stages_2.6", 15),
+        ("stages_2.7", 16),
+        ("stages_2.8", 17),
+        ("stages_2.9", 18),
+        ("stages_2.10", 19),
+        ("stages_3.0", 20),
+        ("stages_3.1", 21),
+        ("stages_3.2", 22),
+        ("stages_3.3", 23),
+        ("stages_3.4", 24),
+        ("stages_3.5", 25),
+        ("stages_3.6", 26),
+        ("stages_3.7", 27),
+        ("stages_3.8", 28),
+        ("stages_3.9", 29),
+        ("stages_3.10", 30),
+        ("final_conv", 30),
+    )
+    NUM_LAYERS = 31
+    DROP_PATH = True  # timm builds stochastic depth: MODEL.BACKBONE.CONFIG.DROP_PATH_RATE
 
 
 @register_backbone

@@ -53,6 +53,52 @@ class NfRegnetB5Backbone(TimmBackbone):
     PIXEL_MEAN = (0.485, 0.456, 0.406)
     PIXEL_STD = (0.229, 0.224, 0.225)
     OUTPUT_STRIDES = (8, 16)  # MODEL.BACKBONE.CONFIG.OUTPUT_STRIDE: timm dilates it
+    # timm's layering (group_matcher, fine): what layer-wise lr decay scales by, by the
+    # shortest module path whose parameters share a layer (runtime/optim.py).
+    LAYERS = (
+        ("stem_conv", 0),
+        ("stages_0.0", 1),
+        ("stages_0.1", 2),
+        ("stages_0.2", 3),
+        ("stages_1.0", 4),
+        ("stages_1.1", 5),
+        ("stages_1.2", 6),
+        ("stages_1.3", 7),
+        ("stages_1.4", 8),
+        ("stages_1.5", 9),
+        ("stages_1.6", 10),
+        ("stages_2.0", 11),
+        ("stages_2.1", 12),
+        ("stages_2.2", 13),
+        ("stages_2.3", 14),
+        ("stages_2.4", 15),
+        ("stages_2.5", 16),
+        ("stages_2.6", 17),
+        ("stages_2.7", 18),
+        ("stages_2.8", 19),
+        ("stages_2.9", 20),
+        ("stages_2.10", 21),
+        ("stages_2.11", 22),
+        ("stages_2.12", 23),
+        ("stages_2.13", 24),
+        ("stages_3.0", 25),
+        ("stages_3.1", 26),
+        ("stages_3.2", 27),
+        ("stages_3.3", 28),
+        ("stages_3.4", 29),
+        ("stages_3.5", 30),
+        ("stages_3.6", 31),
+        ("stages_3.7", 32),
+        ("stages_3.8", 33),
+        ("stages_3.9", 34),
+        ("stages_3.10", 35),
+        ("stages_3.11", 36),
+        ("stages_3.12", 37),
+        ("stages_3.13", 38),
+        ("final_conv", 38),
+    )
+    NUM_LAYERS = 39
+    DROP_PATH = True  # timm builds stochastic depth: MODEL.BACKBONE.CONFIG.DROP_PATH_RATE
 
 
 @register_backbone

@@ -55,6 +55,53 @@ class NfnetF2Backbone(TimmBackbone):
     PIXEL_MEAN = (0.485, 0.456, 0.406)
     PIXEL_STD = (0.229, 0.224, 0.225)
     OUTPUT_STRIDES = (8, 16)  # MODEL.BACKBONE.CONFIG.OUTPUT_STRIDE: timm dilates it
+    # timm's layering (group_matcher, fine): what layer-wise lr decay scales by, by the
+    # shortest module path whose parameters share a layer (runtime/optim.py).
+    LAYERS = (
+        ("stem_conv1", 0),
+        ("stem_conv2", 0),
+        ("stem_conv3", 0),
+        ("stem_conv4", 0),
+        ("stages_0.0", 1),
+        ("stages_0.1", 2),
+        ("stages_0.2", 3),
+        ("stages_1.0", 4),
+        ("stages_1.1", 5),
+        ("stages_1.2", 6),
+        ("stages_1.3", 7),
+        ("stages_1.4", 8),
+        ("stages_1.5", 9),
+        ("stages_2.0", 10),
+        ("stages_2.1", 11),
+        ("stages_2.2", 12),
+        ("stages_2.3", 13),
+        ("stages_2.4", 14),
+        ("stages_2.5", 15),
+        ("stages_2.6", 16),
+        ("stages_2.7", 17),
+        ("stages_2.8", 18),
+        ("stages_2.9", 19),
+        ("stages_2.10", 20),
+        ("stages_2.11", 21),
+        ("stages_2.12", 22),
+        ("stages_2.13", 23),
+        ("stages_2.14", 24),
+        ("stages_2.15", 25),
+        ("stages_2.16", 26),
+        ("stages_2.17", 27),
+        ("stages_3.0", 28),
+        ("stages_3.1", 29),
+        ("stages_3.2", 30),
+        ("stages_3.3", 31),
+        ("stages_3.4", 32),
+        ("stages_3.5", 33),
+        ("stages_3.6", 34),
+        ("stages_3.7", 35),
+        ("stages_3.8", 36),
+        ("final_conv", 36),
+    )
+    NUM_LAYERS = 37
+    DROP_PATH = True  # timm builds stochastic depth: MODEL.BACKBONE.CONFIG.DROP_PATH_RATE
 
 
 @register_backbone

@@ -79,6 +79,10 @@ class PitXsDistilled224Backbone(TimmBackbone):
     PIXEL_MEAN = (0.485, 0.456, 0.406)
     PIXEL_STD = (0.229, 0.224, 0.225)
     SIZE_SLACK = 1  # timm's own padding: some maps are a row or column off, fitted here
+    # No layer-wise lr decay (SOLVER.BACKBONE_LR_DECAY must stay 1.0):
+    LAYERS_REASON = "timm gives the model no group_matcher, so it has no layering"
+    DROP_PATH = True  # timm builds stochastic depth: MODEL.BACKBONE.CONFIG.DROP_PATH_RATE
+    NO_WEIGHT_DECAY = ("body.cls_token", "body.pos_embed")  # timm's no_weight_decay()
 
 
 @register_backbone

@@ -76,6 +76,26 @@ class Pnasnet5largeBackbone(TimmBackbone):
     PIXEL_MEAN = (0.5, 0.5, 0.5)
     PIXEL_STD = (0.5, 0.5, 0.5)
     SIZE_SLACK = 1  # timm's own padding: some maps are a row or column off, fitted here
+    # timm's layering (group_matcher, fine): what layer-wise lr decay scales by, by the
+    # shortest module path whose parameters share a layer (runtime/optim.py).
+    LAYERS = (
+        ("body.conv_0", 0),
+        ("body.cell_stem_0", 0),
+        ("body.cell_stem_1", 0),
+        ("body.cell_0", 1),
+        ("body.cell_1", 2),
+        ("body.cell_2", 3),
+        ("body.cell_3", 4),
+        ("body.cell_4", 5),
+        ("body.cell_5", 6),
+        ("body.cell_6", 7),
+        ("body.cell_7", 8),
+        ("body.cell_8", 9),
+        ("body.cell_9", 10),
+        ("body.cell_10", 11),
+        ("body.cell_11", 12),
+    )
+    NUM_LAYERS = 13
 
 
 @register_backbone

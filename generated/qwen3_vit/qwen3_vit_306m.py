@@ -261,6 +261,39 @@ class Qwen3Vit306mBackbone(TimmBackbone):
     FIXED_INPUT_SIZE = False
     PIXEL_MEAN = (0.5, 0.5, 0.5)
     PIXEL_STD = (0.5, 0.5, 0.5)
+    # timm's layering (group_matcher, fine): what layer-wise lr decay scales by, by the
+    # shortest module path whose parameters share a layer (runtime/optim.py).
+    LAYERS = (
+        ("model.encoder.pos_embed", 0),
+        ("model.encoder.patch_embed", 0),
+        ("model.encoder.blocks.0", 1),
+        ("model.encoder.blocks.1", 2),
+        ("model.encoder.blocks.2", 3),
+        ("model.encoder.blocks.3", 4),
+        ("model.encoder.blocks.4", 5),
+        ("model.encoder.blocks.5", 6),
+        ("model.encoder.blocks.6", 7),
+        ("model.encoder.blocks.7", 8),
+        ("model.encoder.blocks.8", 9),
+        ("model.encoder.blocks.9", 10),
+        ("model.encoder.blocks.10", 11),
+        ("model.encoder.blocks.11", 12),
+        ("model.encoder.blocks.12", 13),
+        ("model.encoder.blocks.13", 14),
+        ("model.encoder.blocks.14", 15),
+        ("model.encoder.blocks.15", 16),
+        ("model.encoder.blocks.16", 17),
+        ("model.encoder.blocks.17", 18),
+        ("model.encoder.blocks.18", 19),
+        ("model.encoder.blocks.19", 20),
+        ("model.encoder.blocks.20", 21),
+        ("model.encoder.blocks.21", 22),
+        ("model.encoder.blocks.22", 23),
+        ("model.encoder.blocks.23", 24),
+    )
+    NUM_LAYERS = 25
+    DROP_PATH = True  # timm builds stochastic depth: MODEL.BACKBONE.CONFIG.DROP_PATH_RATE
+    NO_WEIGHT_DECAY = ("model.encoder.pos_embed",)  # timm's no_weight_decay()
 
 
 @register_backbone

@@ -76,6 +76,26 @@ class RdnetLargeBackbone(TimmBackbone):
     FIXED_INPUT_SIZE = False
     PIXEL_MEAN = (0.485, 0.456, 0.406)
     PIXEL_STD = (0.229, 0.224, 0.225)
+    # timm's layering (group_matcher, fine): what layer-wise lr decay scales by, by the
+    # shortest module path whose parameters share a layer (runtime/optim.py).
+    LAYERS = (
+        ("stem_0", 0),
+        ("stem_1", 0),
+        ("dense_stages_0", 1),
+        ("dense_stages_1", 2),
+        ("dense_stages_2", 3),
+        ("dense_stages_3", 4),
+        ("dense_stages_4", 5),
+        ("dense_stages_5", 6),
+        ("dense_stages_6", 7),
+        ("dense_stages_7", 8),
+        ("dense_stages_8", 9),
+        ("dense_stages_9", 10),
+        ("dense_stages_10", 11),
+        ("dense_stages_11", 12),
+    )
+    NUM_LAYERS = 13
+    DROP_PATH = True  # timm builds stochastic depth: MODEL.BACKBONE.CONFIG.DROP_PATH_RATE
 
 
 @register_backbone

@@ -51,6 +51,26 @@ class Regnetx002Backbone(TimmBackbone):
     PIXEL_MEAN = (0.485, 0.456, 0.406)
     PIXEL_STD = (0.229, 0.224, 0.225)
     OUTPUT_STRIDES = (8, 16)  # MODEL.BACKBONE.CONFIG.OUTPUT_STRIDE: timm dilates it
+    # timm's layering (group_matcher, fine): what layer-wise lr decay scales by, by the
+    # shortest module path whose parameters share a layer (runtime/optim.py).
+    LAYERS = (
+        ("stem", 0),
+        ("s1", 1),
+        ("s2", 2),
+        ("s3.b1", 3),
+        ("s3.b2", 4),
+        ("s3.b3", 5),
+        ("s3.b4", 6),
+        ("s4.b1", 7),
+        ("s4.b2", 8),
+        ("s4.b3", 9),
+        ("s4.b4", 10),
+        ("s4.b5", 11),
+        ("s4.b6", 12),
+        ("s4.b7", 13),
+    )
+    NUM_LAYERS = 14
+    DROP_PATH = True  # timm builds stochastic depth: MODEL.BACKBONE.CONFIG.DROP_PATH_RATE
 
 
 @register_backbone

@@ -55,6 +55,35 @@ class Regnetx004TvBackbone(TimmBackbone):
     PIXEL_MEAN = (0.485, 0.456, 0.406)
     PIXEL_STD = (0.229, 0.224, 0.225)
     OUTPUT_STRIDES = (8, 16)  # MODEL.BACKBONE.CONFIG.OUTPUT_STRIDE: timm dilates it
+    # timm's layering (group_matcher, fine): what layer-wise lr decay scales by, by the
+    # shortest module path whose parameters share a layer (runtime/optim.py).
+    LAYERS = (
+        ("stem", 0),
+        ("s1", 1),
+        ("s2.b1", 2),
+        ("s2.b2", 3),
+        ("s3.b1", 4),
+        ("s3.b2", 5),
+        ("s3.b3", 6),
+        ("s3.b4", 7),
+        ("s3.b5", 8),
+        ("s3.b6", 9),
+        ("s3.b7", 10),
+        ("s4.b1", 11),
+        ("s4.b2", 12),
+        ("s4.b3", 13),
+        ("s4.b4", 14),
+        ("s4.b5", 15),
+        ("s4.b6", 16),
+        ("s4.b7", 17),
+        ("s4.b8", 18),
+        ("s4.b9", 19),
+        ("s4.b10", 20),
+        ("s4.b11", 21),
+        ("s4.b12", 22),
+    )
+    NUM_LAYERS = 23
+    DROP_PATH = True  # timm builds stochastic depth: MODEL.BACKBONE.CONFIG.DROP_PATH_RATE
 
 
 @register_backbone

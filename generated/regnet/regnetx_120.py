@@ -51,6 +51,32 @@ class Regnetx120Backbone(TimmBackbone):
     PIXEL_MEAN = (0.485, 0.456, 0.406)
     PIXEL_STD = (0.229, 0.224, 0.225)
     OUTPUT_STRIDES = (8, 16)  # MODEL.BACKBONE.CONFIG.OUTPUT_STRIDE: timm dilates it
+    # timm's layering (group_matcher, fine): what layer-wise lr decay scales by, by the
+    # shortest module path whose parameters share a layer (runtime/optim.py).
+    LAYERS = (
+        ("stem", 0),
+        ("s1.b1", 1),
+        ("s1.b2", 2),
+        ("s2.b1", 3),
+        ("s2.b2", 4),
+        ("s2.b3", 5),
+        ("s2.b4", 6),
+        ("s2.b5", 7),
+        ("s3.b1", 8),
+        ("s3.b2", 9),
+        ("s3.b3", 10),
+        ("s3.b4", 11),
+        ("s3.b5", 12),
+        ("s3.b6", 13),
+        ("s3.b7", 14),
+        ("s3.b8", 15),
+        ("s3.b9", 16),
+        ("s3.b10", 17),
+        ("s3.b11", 18),
+        ("s4", 19),
+    )
+    NUM_LAYERS = 20
+    DROP_PATH = True  # timm builds stochastic depth: MODEL.BACKBONE.CONFIG.DROP_PATH_RATE
 
 
 @register_backbone

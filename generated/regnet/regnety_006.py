@@ -51,6 +51,28 @@ class Regnety006Backbone(TimmBackbone):
     PIXEL_MEAN = (0.485, 0.456, 0.406)
     PIXEL_STD = (0.229, 0.224, 0.225)
     OUTPUT_STRIDES = (8, 16)  # MODEL.BACKBONE.CONFIG.OUTPUT_STRIDE: timm dilates it
+    # timm's layering (group_matcher, fine): what layer-wise lr decay scales by, by the
+    # shortest module path whose parameters share a layer (runtime/optim.py).
+    LAYERS = (
+        ("stem", 0),
+        ("s1", 1),
+        ("s2.b1", 2),
+        ("s2.b2", 3),
+        ("s2.b3", 4),
+        ("s3.b1", 5),
+        ("s3.b2", 6),
+        ("s3.b3", 7),
+        ("s3.b4", 8),
+        ("s3.b5", 9),
+        ("s3.b6", 10),
+        ("s3.b7", 11),
+        ("s4.b1", 12),
+        ("s4.b2", 13),
+        ("s4.b3", 14),
+        ("s4.b4", 15),
+    )
+    NUM_LAYERS = 16
+    DROP_PATH = True  # timm builds stochastic depth: MODEL.BACKBONE.CONFIG.DROP_PATH_RATE
 
 
 @register_backbone

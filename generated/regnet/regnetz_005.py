@@ -51,6 +51,34 @@ class Regnetz005Backbone(TimmBackbone):
     PIXEL_MEAN = (0.485, 0.456, 0.406)
     PIXEL_STD = (0.229, 0.224, 0.225)
     OUTPUT_STRIDES = (8, 16)  # MODEL.BACKBONE.CONFIG.OUTPUT_STRIDE: timm dilates it
+    # timm's layering (group_matcher, fine): what layer-wise lr decay scales by, by the
+    # shortest module path whose parameters share a layer (runtime/optim.py).
+    LAYERS = (
+        ("stem", 0),
+        ("s1", 1),
+        ("s2.b1", 2),
+        ("s2.b2", 3),
+        ("s2.b3", 4),
+        ("s2.b4", 5),
+        ("s3.b1", 6),
+        ("s3.b2", 7),
+        ("s3.b3", 8),
+        ("s3.b4", 9),
+        ("s3.b5", 10),
+        ("s3.b6", 11),
+        ("s3.b7", 12),
+        ("s3.b8", 13),
+        ("s3.b9", 14),
+        ("s4.b1", 15),
+        ("s4.b2", 16),
+        ("s4.b3", 17),
+        ("s4.b4", 18),
+        ("s4.b5", 19),
+        ("s4.b6", 20),
+        ("s4.b7", 21),
+    )
+    NUM_LAYERS = 22
+    DROP_PATH = True  # timm builds stochastic depth: MODEL.BACKBONE.CONFIG.DROP_PATH_RATE
 
 
 @register_backbone

@@ -55,6 +55,41 @@ class Regnetz040HBackbone(TimmBackbone):
     PIXEL_MEAN = (0.485, 0.456, 0.406)
     PIXEL_STD = (0.229, 0.224, 0.225)
     OUTPUT_STRIDES = (8, 16)  # MODEL.BACKBONE.CONFIG.OUTPUT_STRIDE: timm dilates it
+    # timm's layering (group_matcher, fine): what layer-wise lr decay scales by, by the
+    # shortest module path whose parameters share a layer (runtime/optim.py).
+    LAYERS = (
+        ("stem", 0),
+        ("s1.b1", 1),
+        ("s1.b2", 2),
+        ("s2.b1", 3),
+        ("s2.b2", 4),
+        ("s2.b3", 5),
+        ("s2.b4", 6),
+        ("s2.b5", 7),
+        ("s2.b6", 8),
+        ("s3.b1", 9),
+        ("s3.b2", 10),
+        ("s3.b3", 11),
+        ("s3.b4", 12),
+        ("s3.b5", 13),
+        ("s3.b6", 14),
+        ("s3.b7", 15),
+        ("s3.b8", 16),
+        ("s3.b9", 17),
+        ("s3.b10", 18),
+        ("s3.b11", 19),
+        ("s3.b12", 20),
+        ("s3.b13", 21),
+        ("s3.b14", 22),
+        ("s4.b1", 23),
+        ("s4.b2", 24),
+        ("s4.b3", 25),
+        ("s4.b4", 26),
+        ("s4.b5", 27),
+        ("s4.b6", 28),
+    )
+    NUM_LAYERS = 29
+    DROP_PATH = True  # timm builds stochastic depth: MODEL.BACKBONE.CONFIG.DROP_PATH_RATE
 
 
 @register_backbone

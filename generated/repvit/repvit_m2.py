@@ -48,6 +48,33 @@ class RepvitM2Backbone(TimmBackbone):
     FIXED_INPUT_SIZE = False
     PIXEL_MEAN = (0.485, 0.456, 0.406)
     PIXEL_STD = (0.229, 0.224, 0.225)
+    # timm's layering (group_matcher, fine): what layer-wise lr decay scales by, by the
+    # shortest module path whose parameters share a layer (runtime/optim.py).
+    LAYERS = (
+        ("stem", 0),
+        ("stages_0.blocks.0", 1),
+        ("stages_0.blocks.1", 2),
+        ("stages_1.downsample", 3),
+        ("stages_1.blocks.0", 3),
+        ("stages_1.blocks.1", 4),
+        ("stages_2.downsample", 5),
+        ("stages_2.blocks.0", 5),
+        ("stages_2.blocks.1", 6),
+        ("stages_2.blocks.2", 7),
+        ("stages_2.blocks.3", 8),
+        ("stages_2.blocks.4", 9),
+        ("stages_2.blocks.5", 10),
+        ("stages_2.blocks.6", 11),
+        ("stages_2.blocks.7", 12),
+        ("stages_2.blocks.8", 13),
+        ("stages_2.blocks.9", 14),
+        ("stages_2.blocks.10", 15),
+        ("stages_2.blocks.11", 16),
+        ("stages_3.downsample", 17),
+        ("stages_3.blocks.0", 17),
+        ("stages_3.blocks.1", 18),
+    )
+    NUM_LAYERS = 19
 
 
 @register_backbone

@@ -48,6 +48,43 @@ class RepvitM3Backbone(TimmBackbone):
     FIXED_INPUT_SIZE = False
     PIXEL_MEAN = (0.485, 0.456, 0.406)
     PIXEL_STD = (0.229, 0.224, 0.225)
+    # timm's layering (group_matcher, fine): what layer-wise lr decay scales by, by the
+    # shortest module path whose parameters share a layer (runtime/optim.py).
+    LAYERS = (
+        ("stem", 0),
+        ("stages_0.blocks.0", 1),
+        ("stages_0.blocks.1", 2),
+        ("stages_0.blocks.2", 3),
+        ("stages_0.blocks.3", 4),
+        ("stages_1.downsample", 5),
+        ("stages_1.blocks.0", 5),
+        ("stages_1.blocks.1", 6),
+        ("stages_1.blocks.2", 7),
+        ("stages_1.blocks.3", 8),
+        ("stages_2.downsample", 9),
+        ("stages_2.blocks.0", 9),
+        ("stages_2.blocks.1", 10),
+        ("stages_2.blocks.2", 11),
+        ("stages_2.blocks.3", 12),
+        ("stages_2.blocks.4", 13),
+        ("stages_2.blocks.5", 14),
+        ("stages_2.blocks.6", 15),
+        ("stages_2.blocks.7", 16),
+        ("stages_2.blocks.8", 17),
+        ("stages_2.blocks.9", 18),
+        ("stages_2.blocks.10", 19),
+        ("stages_2.blocks.11", 20),
+        ("stages_2.blocks.12", 21),
+        ("stages_2.blocks.13", 22),
+        ("stages_2.blocks.14", 23),
+        ("stages_2.blocks.15", 24),
+        ("stages_2.blocks.16", 25),
+        ("stages_2.blocks.17", 26),
+        ("stages_3.downsample", 27),
+        ("stages_3.blocks.0", 27),
+        ("stages_3.blocks.1", 28),
+    )
+    NUM_LAYERS = 29
 
 
 @register_backbone

@@ -51,6 +51,22 @@ class Resnest26dBackbone(TimmBackbone):
     PIXEL_MEAN = (0.485, 0.456, 0.406)
     PIXEL_STD = (0.229, 0.224, 0.225)
     OUTPUT_STRIDES = (8, 16)  # MODEL.BACKBONE.CONFIG.OUTPUT_STRIDE: timm dilates it
+    # timm's layering (group_matcher, fine): what layer-wise lr decay scales by, by the
+    # shortest module path whose parameters share a layer (runtime/optim.py).
+    LAYERS = (
+        ("conv1", 0),
+        ("bn1", 0),
+        ("layer1.0", 1),
+        ("layer1.1", 2),
+        ("layer2.0", 3),
+        ("layer2.1", 4),
+        ("layer3.0", 5),
+        ("layer3.1", 6),
+        ("layer4.0", 7),
+        ("layer4.1", 8),
+    )
+    NUM_LAYERS = 9
+    DROP_PATH = True  # timm builds stochastic depth: MODEL.BACKBONE.CONFIG.DROP_PATH_RATE
 
 
 @register_backbone

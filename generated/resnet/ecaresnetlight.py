@@ -55,6 +55,30 @@ class EcaresnetlightBackbone(TimmBackbone):
     PIXEL_MEAN = (0.485, 0.456, 0.406)
     PIXEL_STD = (0.229, 0.224, 0.225)
     OUTPUT_STRIDES = (8, 16)  # MODEL.BACKBONE.CONFIG.OUTPUT_STRIDE: timm dilates it
+    # timm's layering (group_matcher, fine): what layer-wise lr decay scales by, by the
+    # shortest module path whose parameters share a layer (runtime/optim.py).
+    LAYERS = (
+        ("conv1", 0),
+        ("bn1", 0),
+        ("layer1", 1),
+        ("layer2", 2),
+        ("layer3.0", 3),
+        ("layer3.1", 4),
+        ("layer3.2", 5),
+        ("layer3.3", 6),
+        ("layer3.4", 7),
+        ("layer3.5", 8),
+        ("layer3.6", 9),
+        ("layer3.7", 10),
+        ("layer3.8", 11),
+        ("layer3.9", 12),
+        ("layer3.10", 13),
+        ("layer4.0", 14),
+        ("layer4.1", 15),
+        ("layer4.2", 16),
+    )
+    NUM_LAYERS = 17
+    DROP_PATH = True  # timm builds stochastic depth: MODEL.BACKBONE.CONFIG.DROP_PATH_RATE
 
 
 @register_backbone

@@ -51,6 +51,47 @@ class Resnetaa101dBackbone(TimmBackbone):
     PIXEL_MEAN = (0.485, 0.456, 0.406)
     PIXEL_STD = (0.229, 0.224, 0.225)
     OUTPUT_STRIDES = (8, 16)  # MODEL.BACKBONE.CONFIG.OUTPUT_STRIDE: timm dilates it
+    # timm's layering (group_matcher, fine): what layer-wise lr decay scales by, by the
+    # shortest module path whose parameters share a layer (runtime/optim.py).
+    LAYERS = (
+        ("conv1", 0),
+        ("bn1", 0),
+        ("layer1.0", 1),
+        ("layer1.1", 2),
+        ("layer1.2", 3),
+        ("layer2.0", 4),
+        ("layer2.1", 5),
+        ("layer2.2", 6),
+        ("layer2.3", 7),
+        ("layer3.0", 8),
+        ("layer3.1", 9),
+        ("layer3.2", 10),
+        ("layer3.3", 11),
+        ("layer3.4", 12),
+        ("layer3.5", 13),
+        ("layer3.6", 14),
+        ("layer3.7", 15),
+        ("layer3.8", 16),
+        ("layer3.9", 17),
+        ("layer3.10", 18),
+        ("layer3.11", 19),
+        ("layer3.12", 20),
+        ("layer3.13", 21),
+        ("layer3.14", 22),
+        ("layer3.15", 23),
+        ("layer3.16", 24),
+        ("layer3.17", 25),
+        ("layer3.18", 26),
+        ("layer3.19", 27),
+        ("layer3.20", 28),
+        ("layer3.21", 29),
+        ("layer3.22", 30),
+        ("layer4.0", 31),
+        ("layer4.1", 32),
+        ("layer4.2", 33),
+    )
+    NUM_LAYERS = 34
+    DROP_PATH = True  # timm builds stochastic depth: MODEL.BACKBONE.CONFIG.DROP_PATH_RATE
 
 
 @register_backbone

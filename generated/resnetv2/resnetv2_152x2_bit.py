@@ -55,6 +55,63 @@ class Resnetv2152x2BitBackbone(TimmBackbone):
     PIXEL_MEAN = (0.5, 0.5, 0.5)
     PIXEL_STD = (0.5, 0.5, 0.5)
     OUTPUT_STRIDES = (8, 16)  # MODEL.BACKBONE.CONFIG.OUTPUT_STRIDE: timm dilates it
+    # timm's layering (group_matcher, fine): what layer-wise lr decay scales by, by the
+    # shortest module path whose parameters share a layer (runtime/optim.py).
+    LAYERS = (
+        ("stem_conv", 0),
+        ("stages_0.blocks.0", 1),
+        ("stages_0.blocks.1", 2),
+        ("stages_0.blocks.2", 3),
+        ("stages_1.blocks.0", 4),
+        ("stages_1.blocks.1", 5),
+        ("stages_1.blocks.2", 6),
+        ("stages_1.blocks.3", 7),
+        ("stages_1.blocks.4", 8),
+        ("stages_1.blocks.5", 9),
+        ("stages_1.blocks.6", 10),
+        ("stages_1.blocks.7", 11),
+        ("stages_2.blocks.0", 12),
+        ("stages_2.blocks.1", 13),
+        ("stages_2.blocks.2", 14),
+        ("stages_2.blocks.3", 15),
+        ("stages_2.blocks.4", 16),
+        ("stages_2.blocks.5", 17),
+        ("stages_2.blocks.6", 18),
+        ("stages_2.blocks.7", 19),
+        ("stages_2.blocks.8", 20),
+        ("stages_2.blocks.9", 21),
+        ("stages_2.blocks.10", 22),
+        ("stages_2.blocks.11", 23),
+        ("stages_2.blocks.12", 24),
+        ("stages_2.blocks.13", 25),
+        ("stages_2.blocks.14", 26),
+        ("stages_2.blocks.15", 27),
+        ("stages_2.blocks.16", 28),
+        ("stages_2.blocks.17", 29),
+        ("stages_2.blocks.18", 30),
+        ("stages_2.blocks.19", 31),
+        ("stages_2.blocks.20", 32),
+        ("stages_2.blocks.21", 33),
+        ("stages_2.blocks.22", 34),
+        ("stages_2.blocks.23", 35),
+        ("stages_2.blocks.24", 36),
+        ("stages_2.blocks.25", 37),
+        ("stages_2.blocks.26", 38),
+        ("stages_2.blocks.27", 39),
+        ("stages_2.blocks.28", 40),
+        ("stages_2.blocks.29", 41),
+        ("stages_2.blocks.30", 42),
+        ("stages_2.blocks.31", 43),
+        ("stages_2.blocks.32", 44),
+        ("stages_2.blocks.33", 45),
+        ("stages_2.blocks.34", 46),
+        ("stages_2.blocks.35", 47),
+        ("stages_3.blocks.0", 48),
+        ("stages_3.blocks.1", 49),
+        ("stages_3.blocks.2", 50),
+    )
+    NUM_LAYERS = 51
+    DROP_PATH = True  # timm builds stochastic depth: MODEL.BACKBONE.CONFIG.DROP_PATH_RATE
 
 
 @register_backbone

@@ -51,6 +51,21 @@ class Resnetv218Backbone(TimmBackbone):
     PIXEL_MEAN = (0.5, 0.5, 0.5)
     PIXEL_STD = (0.5, 0.5, 0.5)
     OUTPUT_STRIDES = (8, 16)  # MODEL.BACKBONE.CONFIG.OUTPUT_STRIDE: timm dilates it
+    # timm's layering (group_matcher, fine): what layer-wise lr decay scales by, by the
+    # shortest module path whose parameters share a layer (runtime/optim.py).
+    LAYERS = (
+        ("stem_conv", 0),
+        ("stages_0.blocks.0", 1),
+        ("stages_0.blocks.1", 2),
+        ("stages_1.blocks.0", 3),
+        ("stages_1.blocks.1", 4),
+        ("stages_2.blocks.0", 5),
+        ("stages_2.blocks.1", 6),
+        ("stages_3.blocks.0", 7),
+        ("stages_3.blocks.1", 8),
+    )
+    NUM_LAYERS = 9
+    DROP_PATH = True  # timm builds stochastic depth: MODEL.BACKBONE.CONFIG.DROP_PATH_RATE
 
 
 @register_backbone

@@ -53,6 +53,33 @@ class Resnetv250tBackbone(TimmBackbone):
     PIXEL_MEAN = (0.5, 0.5, 0.5)
     PIXEL_STD = (0.5, 0.5, 0.5)
     OUTPUT_STRIDES = (8, 16)  # MODEL.BACKBONE.CONFIG.OUTPUT_STRIDE: timm dilates it
+    # timm's layering (group_matcher, fine): what layer-wise lr decay scales by, by the
+    # shortest module path whose parameters share a layer (runtime/optim.py).
+    LAYERS = (
+        ("stem_conv1", 0),
+        ("stem_norm1", 0),
+        ("stem_conv2", 0),
+        ("stem_norm2", 0),
+        ("stem_conv3", 0),
+        ("stages_0.blocks.0", 1),
+        ("stages_0.blocks.1", 2),
+        ("stages_0.blocks.2", 3),
+        ("stages_1.blocks.0", 4),
+        ("stages_1.blocks.1", 5),
+        ("stages_1.blocks.2", 6),
+        ("stages_1.blocks.3", 7),
+        ("stages_2.blocks.0", 8),
+        ("stages_2.blocks.1", 9),
+        ("stages_2.blocks.2", 10),
+        ("stages_2.blocks.3", 11),
+        ("stages_2.blocks.4", 12),
+        ("stages_2.blocks.5", 13),
+        ("stages_3.blocks.0", 14),
+        ("stages_3.blocks.1", 15),
+        ("stages_3.blocks.2", 16),
+    )
+    NUM_LAYERS = 17
+    DROP_PATH = True  # timm builds stochastic depth: MODEL.BACKBONE.CONFIG.DROP_PATH_RATE
 
 
 @register_backbone

@@ -61,6 +61,29 @@ class Rexnetr150Backbone(TimmBackbone):
     PIXEL_MEAN = (0.485, 0.456, 0.406)
     PIXEL_STD = (0.229, 0.224, 0.225)
     OUTPUT_STRIDES = (8, 16)  # MODEL.BACKBONE.CONFIG.OUTPUT_STRIDE: timm dilates it
+    # timm's layering (group_matcher, fine): what layer-wise lr decay scales by, by the
+    # shortest module path whose parameters share a layer (runtime/optim.py).
+    LAYERS = (
+        ("stem", 0),
+        ("features_0", 1),
+        ("features_1", 2),
+        ("features_2", 3),
+        ("features_3", 4),
+        ("features_4", 5),
+        ("features_5", 6),
+        ("features_6", 7),
+        ("features_7", 8),
+        ("features_8", 9),
+        ("features_9", 10),
+        ("features_10", 11),
+        ("features_11", 12),
+        ("features_12", 13),
+        ("features_13", 14),
+        ("features_14", 15),
+        ("features_15", 16),
+    )
+    NUM_LAYERS = 17
+    DROP_PATH = True  # timm builds stochastic depth: MODEL.BACKBONE.CONFIG.DROP_PATH_RATE
 
 
 @register_backbone

@@ -7,6 +7,7 @@ needs torch, timm and detectron2 only. Do not edit: regenerate.
 from .backbone import Feature, TimmBackbone
 from .config import add_timm_config
 from .fpn import GroupNorm32, LastLevelP6P7, TimmFPN, TopLevelMaxPool, build_fpn
+from .optim import optimizer_params
 from .pyramid import SimpleFeaturePyramid
 from .registry import register_backbone
 from .resample import GridParam
@@ -22,5 +23,6 @@ __all__ = [
     "TopLevelMaxPool",
     "add_timm_config",
     "build_fpn",
+    "optimizer_params",
     "register_backbone",
 ]

@@ -25,6 +25,7 @@ from .config import (
     resolve_output_stride,
     resolve_pretrained,
 )
+from .optim import layer_lr_factor_func
 from .padding import fit_to_input, pad_to, padded_size, padding_constraints
 from .resample import GridParam
 from .training import check_drop_path, checkpoint_blocks, convert_norm
@@ -145,6 +146,16 @@ class TimmBackbone(Backbone):
     #: The dilated output strides timm builds the model with (``output_stride``): every
     #: level then has stride ``min(stride, output_stride)``. Empty: it takes none.
     OUTPUT_STRIDES: ClassVar[Tuple[int, ...]] = ()
+    #: timm's layering of the features_only model's parameters (``runtime/optim.py``): (the
+    #: shortest module path whose parameters share a layer, layer), numbered 0 (stem) to
+    #: NUM_LAYERS - 1; or () with LAYERS_REASON. Layer-wise lr decay scales by it.
+    LAYERS: ClassVar[Tuple[Tuple[str, int], ...]] = ()
+    NUM_LAYERS: ClassVar[int] = 0
+    LAYERS_REASON: ClassVar[str] = ""
+    #: The parameters timm exempts from weight decay, numbered parts as ``*``.
+    NO_WEIGHT_DECAY: ClassVar[Tuple[str, ...]] = ()
+    #: Whether timm builds stochastic depth for ``drop_path_rate`` (DROP_PATH_RATE).
+    DROP_PATH: ClassVar[bool] = False
 
     @configurable
     def __init__(
@@ -249,6 +260,13 @@ class TimmBackbone(Backbone):
             cls, out_features, remaps, None, None, resolve_output_stride(cls, output_stride)
         )
         return {name: ShapeSpec(channels=f.channels, stride=f.stride) for name, f in selected}
+
+    @classmethod
+    def lr_factor_func(cls, decay: float):
+        """ViTDet's ``optimizer.params.lr_factor_func`` for this backbone: a parameter's lr
+        scaled by ``decay ** (NUM_LAYERS - layer)``, 1 outside the backbone. On a ViT of
+        depth d, the factors of ``get_vit_lr_decay_rate(num_layers=d, lr_decay_rate=decay)``."""
+        return layer_lr_factor_func(cls, decay)
 
     @property
     def size_divisibility(self) -> int:

@@ -72,6 +72,9 @@ def add_timm_config(cfg) -> None:
         node.DROP_PATH_RATE = 0.0
     if "NORM" not in node:
         node.NORM = ""
+    if "BACKBONE_LR_DECAY" not in cfg.SOLVER:
+        # Layer-wise lr decay of the generated backbones (runtime/optim.py); 1.0 = off.
+        cfg.SOLVER.BACKBONE_LR_DECAY = 1.0
     if "FIXED_INPUT_SIZE" not in cfg.INPUT:
         # None: the model's own rule (true for fixed-size models), and accepts a bool from YAML.
         cfg.INPUT.FIXED_INPUT_SIZE = None

@@ -58,6 +58,23 @@ class Selecsls42bBackbone(TimmBackbone):
     FIXED_INPUT_SIZE = False
     PIXEL_MEAN = (0.485, 0.456, 0.406)
     PIXEL_STD = (0.229, 0.224, 0.225)
+    # timm's layering (group_matcher, fine): what layer-wise lr decay scales by, by the
+    # shortest module path whose parameters share a layer (runtime/optim.py).
+    LAYERS = (
+        ("stem_0", 0),
+        ("stem_1", 0),
+        ("features_0", 1),
+        ("features_1", 2),
+        ("features_2", 3),
+        ("features_3", 4),
+        ("features_4", 5),
+        ("features_5", 6),
+        ("head_0", 7),
+        ("head_1", 7),
+        ("head_2", 7),
+        ("head_3", 7),
+    )
+    NUM_LAYERS = 8
 
 
 @register_backbone

@@ -54,6 +54,62 @@ class LegacySenet154Backbone(TimmBackbone):
     FIXED_INPUT_SIZE = False
     PIXEL_MEAN = (0.485, 0.456, 0.406)
     PIXEL_STD = (0.229, 0.224, 0.225)
+    # timm's layering (group_matcher, fine): what layer-wise lr decay scales by, by the
+    # shortest module path whose parameters share a layer (runtime/optim.py).
+    LAYERS = (
+        ("layer0", 0),
+        ("layer1.0", 1),
+        ("layer1.1", 2),
+        ("layer1.2", 3),
+        ("layer2.0", 4),
+        ("layer2.1", 5),
+        ("layer2.2", 6),
+        ("layer2.3", 7),
+        ("layer2.4", 8),
+        ("layer2.5", 9),
+        ("layer2.6", 10),
+        ("layer2.7", 11),
+        ("layer3.0", 12),
+        ("layer3.1", 13),
+        ("layer3.2", 14),
+        ("layer3.3", 15),
+        ("layer3.4", 16),
+        ("layer3.5", 17),
+        ("layer3.6", 18),
+        ("layer3.7", 19),
+        ("layer3.8", 20),
+        ("layer3.9", 21),
+        ("layer3.10", 22),
+        ("layer3.11", 23),
+        ("layer3.12", 24),
+        ("layer3.13", 25),
+        ("layer3.14", 26),
+        ("layer3.15", 27),
+        ("layer3.16", 28),
+        ("layer3.17", 29),
+        ("layer3.18", 30),
+        ("layer3.19", 31),
+        ("layer3.20", 32),
+        ("layer3.21", 33),
+        ("layer3.22", 34),
+        ("layer3.23", 35),
+        ("layer3.24", 36),
+        ("layer3.25", 37),
+        ("layer3.26", 38),
+        ("layer3.27", 39),
+        ("layer3.28", 40),
+        ("layer3.29", 41),
+        ("layer3.30", 42),
+        ("layer3.31", 43),
+        ("layer3.32", 44),
+        ("layer3.33", 45),
+        ("layer3.34", 46),
+        ("layer3.35", 47),
+        ("layer4.0", 48),
+        ("layer4.1", 49),
+        ("layer4.2", 50),
+    )
+    NUM_LAYERS = 51
 
 
 @register_backbone

@@ -54,6 +54,20 @@ class LegacySeresnext2632x4dBackbone(TimmBackbone):
     FIXED_INPUT_SIZE = False
     PIXEL_MEAN = (0.485, 0.456, 0.406)
     PIXEL_STD = (0.229, 0.224, 0.225)
+    # timm's layering (group_matcher, fine): what layer-wise lr decay scales by, by the
+    # shortest module path whose parameters share a layer (runtime/optim.py).
+    LAYERS = (
+        ("layer0", 0),
+        ("layer1.0", 1),
+        ("layer1.1", 2),
+        ("layer2.0", 3),
+        ("layer2.1", 4),
+        ("layer3.0", 5),
+        ("layer3.1", 6),
+        ("layer4.0", 7),
+        ("layer4.1", 8),
+    )
+    NUM_LAYERS = 9
 
 
 @register_backbone

@@ -46,6 +46,28 @@ class ShvitS2Backbone(TimmBackbone):
     FIXED_INPUT_SIZE = False
     PIXEL_MEAN = (0.485, 0.456, 0.406)
     PIXEL_STD = (0.229, 0.224, 0.225)
+    # timm's layering (group_matcher, fine): what layer-wise lr decay scales by, by the
+    # shortest module path whose parameters share a layer (runtime/optim.py).
+    LAYERS = (
+        ("patch_embed_0", 0),
+        ("patch_embed_2", 0),
+        ("patch_embed_4", 0),
+        ("patch_embed_6", 0),
+        ("stages_0.blocks.0", 1),
+        ("stages_0.blocks.1", 2),
+        ("stages_1.downsample", 3),
+        ("stages_1.blocks.0", 3),
+        ("stages_1.blocks.1", 4),
+        ("stages_1.blocks.2", 5),
+        ("stages_1.blocks.3", 6),
+        ("stages_2.downsample", 7),
+        ("stages_2.blocks.0", 7),
+        ("stages_2.blocks.1", 8),
+        ("stages_2.blocks.2", 9),
+        ("stages_2.blocks.3", 10),
+        ("stages_2.blocks.4", 11),
+    )
+    NUM_LAYERS = 12
 
 
 @register_backbone

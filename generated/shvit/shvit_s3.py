@@ -46,6 +46,30 @@ class ShvitS3Backbone(TimmBackbone):
     FIXED_INPUT_SIZE = False
     PIXEL_MEAN = (0.485, 0.456, 0.406)
     PIXEL_STD = (0.229, 0.224, 0.225)
+    # timm's layering (group_matcher, fine): what layer-wise lr decay scales by, by the
+    # shortest module path whose parameters share a layer (runtime/optim.py).
+    LAYERS = (
+        ("patch_embed_0", 0),
+        ("patch_embed_2", 0),
+        ("patch_embed_4", 0),
+        ("patch_embed_6", 0),
+        ("stages_0.blocks.0", 1),
+        ("stages_0.blocks.1", 2),
+        ("stages_0.blocks.2", 3),
+        ("stages_1.downsample", 4),
+        ("stages_1.blocks.0", 4),
+        ("stages_1.blocks.1", 5),
+        ("stages_1.blocks.2", 6),
+        ("stages_1.blocks.3", 7),
+        ("stages_1.blocks.4", 8),
+        ("stages_2.downsample", 9),
+        ("stages_2.blocks.0", 9),
+        ("stages_2.blocks.1", 10),
+        ("stages_2.blocks.2", 11),
+        ("stages_2.blocks.3", 12),
+        ("stages_2.blocks.4", 13),
+    )
+    NUM_LAYERS = 14
 
 
 @register_backbone

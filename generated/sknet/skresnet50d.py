@@ -51,6 +51,30 @@ class Skresnet50dBackbone(TimmBackbone):
     PIXEL_MEAN = (0.485, 0.456, 0.406)
     PIXEL_STD = (0.229, 0.224, 0.225)
     OUTPUT_STRIDES = (8, 16)  # MODEL.BACKBONE.CONFIG.OUTPUT_STRIDE: timm dilates it
+    # timm's layering (group_matcher, fine): what layer-wise lr decay scales by, by the
+    # shortest module path whose parameters share a layer (runtime/optim.py).
+    LAYERS = (
+        ("conv1", 0),
+        ("bn1", 0),
+        ("layer1.0", 1),
+        ("layer1.1", 2),
+        ("layer1.2", 3),
+        ("layer2.0", 4),
+        ("layer2.1", 5),
+        ("layer2.2", 6),
+        ("layer2.3", 7),
+        ("layer3.0", 8),
+        ("layer3.1", 9),
+        ("layer3.2", 10),
+        ("layer3.3", 11),
+        ("layer3.4", 12),
+        ("layer3.5", 13),
+        ("layer4.0", 14),
+        ("layer4.1", 15),
+        ("layer4.2", 16),
+    )
+    NUM_LAYERS = 17
+    DROP_PATH = True  # timm builds stochastic depth: MODEL.BACKBONE.CONFIG.DROP_PATH_RATE
 
 
 @register_backbone

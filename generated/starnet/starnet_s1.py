@@ -48,6 +48,32 @@ class StarnetS1Backbone(TimmBackbone):
     FIXED_INPUT_SIZE = False
     PIXEL_MEAN = (0.485, 0.456, 0.406)
     PIXEL_STD = (0.229, 0.224, 0.225)
+    # timm's layering (group_matcher, fine): what layer-wise lr decay scales by, by the
+    # shortest module path whose parameters share a layer (runtime/optim.py).
+    LAYERS = (
+        ("stem_0", 0),
+        ("stages_0.0", 1),
+        ("stages_0.1", 2),
+        ("stages_0.2", 3),
+        ("stages_1.0", 4),
+        ("stages_1.1", 5),
+        ("stages_1.2", 6),
+        ("stages_2.0", 7),
+        ("stages_2.1", 8),
+        ("stages_2.2", 9),
+        ("stages_2.3", 10),
+        ("stages_2.4", 11),
+        ("stages_2.5", 12),
+        ("stages_2.6", 13),
+        ("stages_2.7", 14),
+        ("stages_2.8", 15),
+        ("stages_3.0", 16),
+        ("stages_3.1", 17),
+        ("stages_3.2", 18),
+        ("stages_3.3", 19),
+    )
+    NUM_LAYERS = 20
+    DROP_PATH = True  # timm builds stochastic depth: MODEL.BACKBONE.CONFIG.DROP_PATH_RATE
 
 
 @register_backbone

@@ -48,6 +48,40 @@ class StarnetS4Backbone(TimmBackbone):
     FIXED_INPUT_SIZE = False
     PIXEL_MEAN = (0.485, 0.456, 0.406)
     PIXEL_STD = (0.229, 0.224, 0.225)
+    # timm's layering (group_matcher, fine): what layer-wise lr decay scales by, by the
+    # shortest module path whose parameters share a layer (runtime/optim.py).
+    LAYERS = (
+        ("stem_0", 0),
+        ("stages_0.0", 1),
+        ("stages_0.1", 2),
+        ("stages_0.2", 3),
+        ("stages_0.3", 4),
+        ("stages_1.0", 5),
+        ("stages_1.1", 6),
+        ("stages_1.2", 7),
+        ("stages_1.3", 8),
+        ("stages_2.0", 9),
+        ("stages_2.1", 10),
+        ("stages_2.2", 11),
+        ("stages_2.3", 12),
+        ("stages_2.4", 13),
+        ("stages_2.5", 14),
+        ("stages_2.6", 15),
+        ("stages_2.7", 16),
+        ("stages_2.8", 17),
+        ("stages_2.9", 18),
+        ("stages_2.10", 19),
+        ("stages_2.11", 20),
+        ("stages_2.12", 21),
+        ("stages_3.0", 22),
+        ("stages_3.1", 23),
+        ("stages_3.2", 24),
+        ("stages_3.3", 25),
+        ("stages_3.4", 26),
+        ("stages_3.5", 27),
+    )
+    NUM_LAYERS = 28
+    DROP_PATH = True  # timm builds stochastic depth: MODEL.BACKBONE.CONFIG.DROP_PATH_RATE
 
 
 @register_backbone

@@ -56,6 +56,43 @@ class TresnetLBackbone(TimmBackbone):
     FIXED_INPUT_SIZE = False
     PIXEL_MEAN = (0.0, 0.0, 0.0)
     PIXEL_STD = (1.0, 1.0, 1.0)
+    # timm's layering (group_matcher, fine): what layer-wise lr decay scales by, by the
+    # shortest module path whose parameters share a layer (runtime/optim.py).
+    LAYERS = (
+        ("body_conv1", 0),
+        ("body_layer1.0", 1),
+        ("body_layer1.1", 2),
+        ("body_layer1.2", 3),
+        ("body_layer1.3", 4),
+        ("body_layer2.0", 5),
+        ("body_layer2.1", 6),
+        ("body_layer2.2", 7),
+        ("body_layer2.3", 8),
+        ("body_layer2.4", 9),
+        ("body_layer3.0", 10),
+        ("body_layer3.1", 11),
+        ("body_layer3.2", 12),
+        ("body_layer3.3", 13),
+        ("body_layer3.4", 14),
+        ("body_layer3.5", 15),
+        ("body_layer3.6", 16),
+        ("body_layer3.7", 17),
+        ("body_layer3.8", 18),
+        ("body_layer3.9", 19),
+        ("body_layer3.10", 20),
+        ("body_layer3.11", 21),
+        ("body_layer3.12", 22),
+        ("body_layer3.13", 23),
+        ("body_layer3.14", 24),
+        ("body_layer3.15", 25),
+        ("body_layer3.16", 26),
+        ("body_layer3.17", 27),
+        ("body_layer4.0", 28),
+        ("body_layer4.1", 29),
+        ("body_layer4.2", 30),
+    )
+    NUM_LAYERS = 31
+    DROP_PATH = True  # timm builds stochastic depth: MODEL.BACKBONE.CONFIG.DROP_PATH_RATE
 
 
 @register_backbone

@@ -56,6 +56,46 @@ class TresnetV2LBackbone(TimmBackbone):
     FIXED_INPUT_SIZE = False
     PIXEL_MEAN = (0.0, 0.0, 0.0)
     PIXEL_STD = (1.0, 1.0, 1.0)
+    # timm's layering (group_matcher, fine): what layer-wise lr decay scales by, by the
+    # shortest module path whose parameters share a layer (runtime/optim.py).
+    LAYERS = (
+        ("body_conv1", 0),
+        ("body_layer1.0", 1),
+        ("body_layer1.1", 2),
+        ("body_layer1.2", 3),
+        ("body_layer2.0", 4),
+        ("body_layer2.1", 5),
+        ("body_layer2.2", 6),
+        ("body_layer2.3", 7),
+        ("body_layer3.0", 8),
+        ("body_layer3.1", 9),
+        ("body_layer3.2", 10),
+        ("body_layer3.3", 11),
+        ("body_layer3.4", 12),
+        ("body_layer3.5", 13),
+        ("body_layer3.6", 14),
+        ("body_layer3.7", 15),
+        ("body_layer3.8", 16),
+        ("body_layer3.9", 17),
+        ("body_layer3.10", 18),
+        ("body_layer3.11", 19),
+        ("body_layer3.12", 20),
+        ("body_layer3.13", 21),
+        ("body_layer3.14", 22),
+        ("body_layer3.15", 23),
+        ("body_layer3.16", 24),
+        ("body_layer3.17", 25),
+        ("body_layer3.18", 26),
+        ("body_layer3.19", 27),
+        ("body_layer3.20", 28),
+        ("body_layer3.21", 29),
+        ("body_layer3.22", 30),
+        ("body_layer4.0", 31),
+        ("body_layer4.1", 32),
+        ("body_layer4.2", 33),
+    )
+    NUM_LAYERS = 34
+    DROP_PATH = True  # timm builds stochastic depth: MODEL.BACKBONE.CONFIG.DROP_PATH_RATE
 
 
 @register_backbone

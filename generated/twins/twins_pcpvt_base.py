@@ -52,6 +52,52 @@ class TwinsPcpvtBaseBackbone(TimmBackbone):
     FIXED_INPUT_SIZE = False
     PIXEL_MEAN = (0.485, 0.456, 0.406)
     PIXEL_STD = (0.229, 0.224, 0.225)
+    # timm's layering (group_matcher, fine): what layer-wise lr decay scales by, by the
+    # shortest module path whose parameters share a layer (runtime/optim.py).
+    LAYERS = (
+        ("model.patch_embeds.0", 0),
+        ("model.patch_embeds.1", 4),
+        ("model.patch_embeds.2", 8),
+        ("model.patch_embeds.3", 26),
+        ("model.blocks.0.0", 1),
+        ("model.blocks.0.1", 2),
+        ("model.blocks.0.2", 3),
+        ("model.blocks.1.0", 4),
+        ("model.blocks.1.1", 5),
+        ("model.blocks.1.2", 6),
+        ("model.blocks.1.3", 7),
+        ("model.blocks.2.0", 8),
+        ("model.blocks.2.1", 9),
+        ("model.blocks.2.2", 10),
+        ("model.blocks.2.3", 11),
+        ("model.blocks.2.4", 12),
+        ("model.blocks.2.5", 13),
+        ("model.blocks.2.6", 14),
+        ("model.blocks.2.7", 15),
+        ("model.blocks.2.8", 16),
+        ("model.blocks.2.9", 17),
+        ("model.blocks.2.10", 18),
+        ("model.blocks.2.11", 19),
+        ("model.blocks.2.12", 20),
+        ("model.blocks.2.13", 21),
+        ("model.blocks.2.14", 22),
+        ("model.blocks.2.15", 23),
+        ("model.blocks.2.16", 24),
+        ("model.blocks.2.17", 25),
+        ("model.blocks.3.0", 26),
+        ("model.blocks.3.1", 27),
+        ("model.blocks.3.2", 28),
+        ("model.pos_block.0", 1),
+        ("model.pos_block.1", 4),
+        ("model.pos_block.2", 8),
+        ("model.pos_block.3", 26),
+    )
+    NUM_LAYERS = 29
+    DROP_PATH = True  # timm builds stochastic depth: MODEL.BACKBONE.CONFIG.DROP_PATH_RATE
+    NO_WEIGHT_DECAY = (
+        "model.pos_block.*.proj.*.bias",
+        "model.pos_block.*.proj.*.weight",
+    )  # timm's no_weight_decay()
 
 
 @register_backbone

@@ -52,6 +52,65 @@ class TwinsPcpvtLargeBackbone(TimmBackbone):
     FIXED_INPUT_SIZE = False
     PIXEL_MEAN = (0.485, 0.456, 0.406)
     PIXEL_STD = (0.229, 0.224, 0.225)
+    # timm's layering (group_matcher, fine): what layer-wise lr decay scales by, by the
+    # shortest module path whose parameters share a layer (runtime/optim.py).
+    LAYERS = (
+        ("model.patch_embeds.0", 0),
+        ("model.patch_embeds.1", 4),
+        ("model.patch_embeds.2", 12),
+        ("model.patch_embeds.3", 39),
+        ("model.blocks.0.0", 1),
+        ("model.blocks.0.1", 2),
+        ("model.blocks.0.2", 3),
+        ("model.blocks.1.0", 4),
+        ("model.blocks.1.1", 5),
+        ("model.blocks.1.2", 6),
+        ("model.blocks.1.3", 7),
+        ("model.blocks.1.4", 8),
+        ("model.blocks.1.5", 9),
+        ("model.blocks.1.6", 10),
+        ("model.blocks.1.7", 11),
+        ("model.blocks.2.0", 12),
+        ("model.blocks.2.1", 13),
+        ("model.blocks.2.2", 14),
+        ("model.blocks.2.3", 15),
+        ("model.blocks.2.4", 16),
+        ("model.blocks.2.5", 17),
+        ("model.blocks.2.6", 18),
+        ("model.blocks.2.7", 19),
+        ("model.blocks.2.8", 20),
+        ("model.blocks.2.9", 21),
+        ("model.blocks.2.10", 22),
+        ("model.blocks.2.11", 23),
+        ("model.blocks.2.12", 24),
+        ("model.blocks.2.13", 25),
+        ("model.blocks.2.14", 26),
+        ("model.blocks.2.15", 27),
+        ("model.blocks.2.16", 28),
+        ("model.blocks.2.17", 29),
+        ("model.blocks.2.18", 30),
+        ("model.blocks.2.19", 31),
+        ("model.blocks.2.20", 32),
+        ("model.blocks.2.21", 33),
+        ("model.blocks.2.22", 34),
+        ("model.blocks.2.23", 35),
+        ("model.blocks.2.24", 36),
+        ("model.blocks.2.25", 37),
+        ("model.blocks.2.26", 38),
+        ("model.blocks.3.0", 39),
+        ("model.blocks.3.1", 40),
+        ("model.blocks.3.2", 41),
+        ("model.pos_block.0", 1),
+        ("model.pos_block.1", 4),
+        ("model.pos_block.2", 12),
+        ("model.pos_block.3", 39),
+    )
+    NUM_LAYERS = 42
+    DROP_PATH = True  # timm builds stochastic depth: MODEL.BACKBONE.CONFIG.DROP_PATH_RATE
+    NO_WEIGHT_DECAY = (
+        "model.pos_block.*.proj.*.bias",
+        "model.pos_block.*.proj.*.weight",
+    )  # timm's no_weight_decay()
 
 
 @register_backbone

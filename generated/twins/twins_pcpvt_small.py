@@ -52,6 +52,40 @@ class TwinsPcpvtSmallBackbone(TimmBackbone):
     FIXED_INPUT_SIZE = False
     PIXEL_MEAN = (0.485, 0.456, 0.406)
     PIXEL_STD = (0.229, 0.224, 0.225)
+    # timm's layering (group_matcher, fine): what layer-wise lr decay scales by, by the
+    # shortest module path whose parameters share a layer (runtime/optim.py).
+    LAYERS = (
+        ("model.patch_embeds.0", 0),
+        ("model.patch_embeds.1", 4),
+        ("model.patch_embeds.2", 8),
+        ("model.patch_embeds.3", 14),
+        ("model.blocks.0.0", 1),
+        ("model.blocks.0.1", 2),
+        ("model.blocks.0.2", 3),
+        ("model.blocks.1.0", 4),
+        ("model.blocks.1.1", 5),
+        ("model.blocks.1.2", 6),
+        ("model.blocks.1.3", 7),
+        ("model.blocks.2.0", 8),
+        ("model.blocks.2.1", 9),
+        ("model.blocks.2.2", 10),
+        ("model.blocks.2.3", 11),
+        ("model.blocks.2.4", 12),
+        ("model.blocks.2.5", 13),
+        ("model.blocks.3.0", 14),
+        ("model.blocks.3.1", 15),
+        ("model.blocks.3.2", 16),
+        ("model.pos_block.0", 1),
+        ("model.pos_block.1", 4),
+        ("model.pos_block.2", 8),
+        ("model.pos_block.3", 14),
+    )
+    NUM_LAYERS = 17
+    DROP_PATH = True  # timm builds stochastic depth: MODEL.BACKBONE.CONFIG.DROP_PATH_RATE
+    NO_WEIGHT_DECAY = (
+        "model.pos_block.*.proj.*.bias",
+        "model.pos_block.*.proj.*.weight",
+    )  # timm's no_weight_decay()
 
 
 @register_backbone

@@ -52,6 +52,48 @@ class TwinsSvtBaseBackbone(TimmBackbone):
     FIXED_INPUT_SIZE = False
     PIXEL_MEAN = (0.485, 0.456, 0.406)
     PIXEL_STD = (0.229, 0.224, 0.225)
+    # timm's layering (group_matcher, fine): what layer-wise lr decay scales by, by the
+    # shortest module path whose parameters share a layer (runtime/optim.py).
+    LAYERS = (
+        ("model.patch_embeds.0", 0),
+        ("model.patch_embeds.1", 3),
+        ("model.patch_embeds.2", 5),
+        ("model.patch_embeds.3", 23),
+        ("model.blocks.0.0", 1),
+        ("model.blocks.0.1", 2),
+        ("model.blocks.1.0", 3),
+        ("model.blocks.1.1", 4),
+        ("model.blocks.2.0", 5),
+        ("model.blocks.2.1", 6),
+        ("model.blocks.2.2", 7),
+        ("model.blocks.2.3", 8),
+        ("model.blocks.2.4", 9),
+        ("model.blocks.2.5", 10),
+        ("model.blocks.2.6", 11),
+        ("model.blocks.2.7", 12),
+        ("model.blocks.2.8", 13),
+        ("model.blocks.2.9", 14),
+        ("model.blocks.2.10", 15),
+        ("model.blocks.2.11", 16),
+        ("model.blocks.2.12", 17),
+        ("model.blocks.2.13", 18),
+        ("model.blocks.2.14", 19),
+        ("model.blocks.2.15", 20),
+        ("model.blocks.2.16", 21),
+        ("model.blocks.2.17", 22),
+        ("model.blocks.3.0", 23),
+        ("model.blocks.3.1", 24),
+        ("model.pos_block.0", 1),
+        ("model.pos_block.1", 3),
+        ("model.pos_block.2", 5),
+        ("model.pos_block.3", 23),
+    )
+    NUM_LAYERS = 25
+    DROP_PATH = True  # timm builds stochastic depth: MODEL.BACKBONE.CONFIG.DROP_PATH_RATE
+    NO_WEIGHT_DECAY = (
+        "model.pos_block.*.proj.*.bias",
+        "model.pos_block.*.proj.*.weight",
+    )  # timm's no_weight_decay()
 
 
 @register_backbone

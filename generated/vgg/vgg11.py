@@ -64,6 +64,19 @@ class Vgg11Backbone(TimmBackbone):
     FIXED_INPUT_SIZE = False
     PIXEL_MEAN = (0.485, 0.456, 0.406)
     PIXEL_STD = (0.229, 0.224, 0.225)
+    # timm's layering (group_matcher, fine): what layer-wise lr decay scales by, by the
+    # shortest module path whose parameters share a layer (runtime/optim.py).
+    LAYERS = (
+        ("features_0", 0),
+        ("features_3", 1),
+        ("features_6", 2),
+        ("features_8", 3),
+        ("features_11", 4),
+        ("features_13", 5),
+        ("features_16", 6),
+        ("features_18", 7),
+    )
+    NUM_LAYERS = 8
 
 
 @register_backbone

@@ -64,6 +64,27 @@ class Vgg11BnBackbone(TimmBackbone):
     FIXED_INPUT_SIZE = False
     PIXEL_MEAN = (0.485, 0.456, 0.406)
     PIXEL_STD = (0.229, 0.224, 0.225)
+    # timm's layering (group_matcher, fine): what layer-wise lr decay scales by, by the
+    # shortest module path whose parameters share a layer (runtime/optim.py).
+    LAYERS = (
+        ("features_0", 0),
+        ("features_1", 1),
+        ("features_4", 2),
+        ("features_5", 3),
+        ("features_8", 4),
+        ("features_9", 5),
+        ("features_11", 6),
+        ("features_12", 7),
+        ("features_15", 8),
+        ("features_16", 9),
+        ("features_18", 10),
+        ("features_19", 11),
+        ("features_22", 12),
+        ("features_23", 13),
+        ("features_25", 14),
+        ("features_26", 15),
+    )
+    NUM_LAYERS = 16
 
 
 @register_backbone

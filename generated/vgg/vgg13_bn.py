@@ -64,6 +64,31 @@ class Vgg13BnBackbone(TimmBackbone):
     FIXED_INPUT_SIZE = False
     PIXEL_MEAN = (0.485, 0.456, 0.406)
     PIXEL_STD = (0.229, 0.224, 0.225)
+    # timm's layering (group_matcher, fine): what layer-wise lr decay scales by, by the
+    # shortest module path whose parameters share a layer (runtime/optim.py).
+    LAYERS = (
+        ("features_0", 0),
+        ("features_1", 1),
+        ("features_3", 2),
+        ("features_4", 3),
+        ("features_7", 4),
+        ("features_8", 5),
+        ("features_10", 6),
+        ("features_11", 7),
+        ("features_14", 8),
+        ("features_15", 9),
+        ("features_17", 10),
+        ("features_18", 11),
+        ("features_21", 12),
+        ("features_22", 13),
+        ("features_24", 14),
+        ("features_25", 15),
+        ("features_28", 16),
+        ("features_29", 17),
+        ("features_31", 18),
+        ("features_32", 19),
+    )
+    NUM_LAYERS = 20
 
 
 @register_backbone

@@ -64,6 +64,24 @@ class Vgg16Backbone(TimmBackbone):
     FIXED_INPUT_SIZE = False
     PIXEL_MEAN = (0.485, 0.456, 0.406)
     PIXEL_STD = (0.229, 0.224, 0.225)
+    # timm's layering (group_matcher, fine): what layer-wise lr decay scales by, by the
+    # shortest module path whose parameters share a layer (runtime/optim.py).
+    LAYERS = (
+        ("features_0", 0),
+        ("features_2", 1),
+        ("features_5", 2),
+        ("features_7", 3),
+        ("features_10", 4),
+        ("features_12", 5),
+        ("features_14", 6),
+        ("features_17", 7),
+        ("features_19", 8),
+        ("features_21", 9),
+        ("features_24", 10),
+        ("features_26", 11),
+        ("features_28", 12),
+    )
+    NUM_LAYERS = 13
 
 
 @register_backbone

@@ -64,6 +64,27 @@ class Vgg19Backbone(TimmBackbone):
     FIXED_INPUT_SIZE = False
     PIXEL_MEAN = (0.485, 0.456, 0.406)
     PIXEL_STD = (0.229, 0.224, 0.225)
+    # timm's layering (group_matcher, fine): what layer-wise lr decay scales by, by the
+    # shortest module path whose parameters share a layer (runtime/optim.py).
+    LAYERS = (
+        ("features_0", 0),
+        ("features_2", 1),
+        ("features_5", 2),
+        ("features_7", 3),
+        ("features_10", 4),
+        ("features_12", 5),
+        ("features_14", 6),
+        ("features_16", 7),
+        ("features_19", 8),
+        ("features_21", 9),
+        ("features_23", 10),
+        ("features_25", 11),
+        ("features_28", 12),
+        ("features_30", 13),
+        ("features_32", 14),
+        ("features_34", 15),
+    )
+    NUM_LAYERS = 16
 
 
 @register_backbone

@@ -64,6 +64,43 @@ class Vgg19BnBackbone(TimmBackbone):
     FIXED_INPUT_SIZE = False
     PIXEL_MEAN = (0.485, 0.456, 0.406)
     PIXEL_STD = (0.229, 0.224, 0.225)
+    # timm's layering (group_matcher, fine): what layer-wise lr decay scales by, by the
+    # shortest module path whose parameters share a layer (runtime/optim.py).
+    LAYERS = (
+        ("features_0", 0),
+        ("features_1", 1),
+        ("features_3", 2),
+        ("features_4", 3),
+        ("features_7", 4),
+        ("features_8", 5),
+        ("features_10", 6),
+        ("features_11", 7),
+        ("features_14", 8),
+        ("features_15", 9),
+        ("features_17", 10),
+        ("features_18", 11),
+        ("features_20", 12),
+        ("features_21", 13),
+        ("features_23", 14),
+        ("features_24", 15),
+        ("features_27", 16),
+        ("features_28", 17),
+        ("features_30", 18),
+        ("features_31", 19),
+        ("features_33", 20),
+        ("features_34", 21),
+        ("features_36", 22),
+        ("features_37", 23),
+        ("features_40", 24),
+        ("features_41", 25),
+        ("features_43", 26),
+        ("features_44", 27),
+        ("features_46", 28),
+        ("features_47", 29),
+        ("features_49", 30),
+        ("features_50", 31),
+    )
+    NUM_LAYERS = 32
 
 
 @register_backbone

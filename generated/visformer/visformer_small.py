@@ -65,6 +65,34 @@ class VisformerSmallBackbone(TimmBackbone):
     )
     PIXEL_MEAN = (0.485, 0.456, 0.406)
     PIXEL_STD = (0.229, 0.224, 0.225)
+    # timm's layering (group_matcher, fine): what layer-wise lr decay scales by, by the
+    # shortest module path whose parameters share a layer (runtime/optim.py).
+    LAYERS = (
+        ("model.pos_embed1", 0),
+        ("model.pos_embed2", 8),
+        ("model.pos_embed3", 12),
+        ("model.stem", 0),
+        ("model.patch_embed1", 0),
+        ("model.stage1.0", 1),
+        ("model.stage1.1", 2),
+        ("model.stage1.2", 3),
+        ("model.stage1.3", 4),
+        ("model.stage1.4", 5),
+        ("model.stage1.5", 6),
+        ("model.stage1.6", 7),
+        ("model.patch_embed2", 8),
+        ("model.stage2.0", 8),
+        ("model.stage2.1", 9),
+        ("model.stage2.2", 10),
+        ("model.stage2.3", 11),
+        ("model.patch_embed3", 12),
+        ("model.stage3.0", 12),
+        ("model.stage3.1", 13),
+        ("model.stage3.2", 14),
+        ("model.stage3.3", 15),
+    )
+    NUM_LAYERS = 16
+    DROP_PATH = True  # timm builds stochastic depth: MODEL.BACKBONE.CONFIG.DROP_PATH_RATE
 
 
 @register_backbone

@@ -171,6 +171,30 @@ class VitDweePatch16Reg1Gap256Backbone(TimmBackbone):
     FIXED_INPUT_SIZE = False
     PIXEL_MEAN = (0.5, 0.5, 0.5)
     PIXEL_STD = (0.5, 0.5, 0.5)
+    # timm's layering (group_matcher, fine): what layer-wise lr decay scales by, by the
+    # shortest module path whose parameters share a layer (runtime/optim.py).
+    LAYERS = (
+        ("model.reg_token", 0),
+        ("model.pos_embed", 0),
+        ("model.patch_embed", 0),
+        ("model.blocks.0", 1),
+        ("model.blocks.1", 2),
+        ("model.blocks.2", 3),
+        ("model.blocks.3", 4),
+        ("model.blocks.4", 5),
+        ("model.blocks.5", 6),
+        ("model.blocks.6", 7),
+        ("model.blocks.7", 8),
+        ("model.blocks.8", 9),
+        ("model.blocks.9", 10),
+        ("model.blocks.10", 11),
+        ("model.blocks.11", 12),
+        ("model.blocks.12", 13),
+        ("model.blocks.13", 14),
+    )
+    NUM_LAYERS = 15
+    DROP_PATH = True  # timm builds stochastic depth: MODEL.BACKBONE.CONFIG.DROP_PATH_RATE
+    NO_WEIGHT_DECAY = ("model.pos_embed", "model.reg_token")  # timm's no_weight_decay()
     CREATE_KWARGS = {
         "dynamic_img_pad": True,
         "dynamic_img_size": True,

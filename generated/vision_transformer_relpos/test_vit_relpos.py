@@ -86,6 +86,22 @@ class TestVitRelposBackbone(TimmBackbone):
     GRID_PARAMS = ()
     PIXEL_MEAN = (0.5, 0.5, 0.5)
     PIXEL_STD = (0.5, 0.5, 0.5)
+    # timm's layering (group_matcher, fine): what layer-wise lr decay scales by, by the
+    # shortest module path whose parameters share a layer (runtime/optim.py).
+    LAYERS = (
+        ("model.patch_embed", 0),
+        ("model.blocks.0", 1),
+        ("model.blocks.1", 2),
+        ("model.blocks.2", 3),
+        ("model.blocks.3", 4),
+        ("model.blocks.4", 5),
+        ("model.blocks.5", 6),
+        ("model.blocks.6", 7),
+        ("model.blocks.7", 8),
+        ("model.blocks.8", 9),
+    )
+    NUM_LAYERS = 10
+    DROP_PATH = True  # timm builds stochastic depth: MODEL.BACKBONE.CONFIG.DROP_PATH_RATE
 
 
 @register_backbone

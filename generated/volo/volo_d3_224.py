@@ -83,6 +83,52 @@ class VoloD3224Backbone(TimmBackbone):
     GRID_PARAMS = (GridParam(pattern="pos_embed", kind="grid", dims=(1, 2), extra=0),)
     PIXEL_MEAN = (0.485, 0.456, 0.406)
     PIXEL_STD = (0.229, 0.224, 0.225)
+    # timm's layering (group_matcher, fine): what layer-wise lr decay scales by, by the
+    # shortest module path whose parameters share a layer (runtime/optim.py).
+    LAYERS = (
+        ("model.pos_embed", 0),
+        ("model.patch_embed", 0),
+        ("model.network.0.0", 1),
+        ("model.network.0.1", 2),
+        ("model.network.0.2", 3),
+        ("model.network.0.3", 4),
+        ("model.network.0.4", 5),
+        ("model.network.0.5", 6),
+        ("model.network.0.6", 7),
+        ("model.network.0.7", 8),
+        ("model.network.1", 9),
+        ("model.network.2.0", 10),
+        ("model.network.2.1", 11),
+        ("model.network.2.2", 12),
+        ("model.network.2.3", 13),
+        ("model.network.2.4", 14),
+        ("model.network.2.5", 15),
+        ("model.network.2.6", 16),
+        ("model.network.2.7", 17),
+        ("model.network.3.0", 18),
+        ("model.network.3.1", 19),
+        ("model.network.3.2", 20),
+        ("model.network.3.3", 21),
+        ("model.network.3.4", 22),
+        ("model.network.3.5", 23),
+        ("model.network.3.6", 24),
+        ("model.network.3.7", 25),
+        ("model.network.3.8", 26),
+        ("model.network.3.9", 27),
+        ("model.network.3.10", 28),
+        ("model.network.3.11", 29),
+        ("model.network.3.12", 30),
+        ("model.network.3.13", 31),
+        ("model.network.3.14", 32),
+        ("model.network.3.15", 33),
+        ("model.network.4.0", 34),
+        ("model.network.4.1", 35),
+        ("model.network.4.2", 36),
+        ("model.network.4.3", 37),
+    )
+    NUM_LAYERS = 38
+    DROP_PATH = True  # timm builds stochastic depth: MODEL.BACKBONE.CONFIG.DROP_PATH_RATE
+    NO_WEIGHT_DECAY = ("model.pos_embed",)  # timm's no_weight_decay()
 
 
 @register_backbone

@@ -54,6 +54,21 @@ class EseVovnet39bBackbone(TimmBackbone):
     FIXED_INPUT_SIZE = False
     PIXEL_MEAN = (0.485, 0.456, 0.406)
     PIXEL_STD = (0.229, 0.224, 0.225)
+    # timm's layering (group_matcher, fine): what layer-wise lr decay scales by, by the
+    # shortest module path whose parameters share a layer (runtime/optim.py).
+    LAYERS = (
+        ("stem_0", 0),
+        ("stem_1", 0),
+        ("stem_2", 0),
+        ("stages_0", 1),
+        ("stages_1", 2),
+        ("stages_2.blocks.0", 3),
+        ("stages_2.blocks.1", 4),
+        ("stages_3.blocks.0", 5),
+        ("stages_3.blocks.1", 6),
+    )
+    NUM_LAYERS = 7
+    DROP_PATH = True  # timm builds stochastic depth: MODEL.BACKBONE.CONFIG.DROP_PATH_RATE
 
 
 @register_backbone

@@ -54,6 +54,24 @@ class EseVovnet57bBackbone(TimmBackbone):
     FIXED_INPUT_SIZE = False
     PIXEL_MEAN = (0.5, 0.5, 0.5)
     PIXEL_STD = (0.5, 0.5, 0.5)
+    # timm's layering (group_matcher, fine): what layer-wise lr decay scales by, by the
+    # shortest module path whose parameters share a layer (runtime/optim.py).
+    LAYERS = (
+        ("stem_0", 0),
+        ("stem_1", 0),
+        ("stem_2", 0),
+        ("stages_0", 1),
+        ("stages_1", 2),
+        ("stages_2.blocks.0", 3),
+        ("stages_2.blocks.1", 4),
+        ("stages_2.blocks.2", 5),
+        ("stages_2.blocks.3", 6),
+        ("stages_3.blocks.0", 7),
+        ("stages_3.blocks.1", 8),
+        ("stages_3.blocks.2", 9),
+    )
+    NUM_LAYERS = 10
+    DROP_PATH = True  # timm builds stochastic depth: MODEL.BACKBONE.CONFIG.DROP_PATH_RATE
 
 
 @register_backbone

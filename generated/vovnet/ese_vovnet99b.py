@@ -54,6 +54,31 @@ class EseVovnet99bBackbone(TimmBackbone):
     FIXED_INPUT_SIZE = False
     PIXEL_MEAN = (0.485, 0.456, 0.406)
     PIXEL_STD = (0.229, 0.224, 0.225)
+    # timm's layering (group_matcher, fine): what layer-wise lr decay scales by, by the
+    # shortest module path whose parameters share a layer (runtime/optim.py).
+    LAYERS = (
+        ("stem_0", 0),
+        ("stem_1", 0),
+        ("stem_2", 0),
+        ("stages_0", 1),
+        ("stages_1.blocks.0", 2),
+        ("stages_1.blocks.1", 3),
+        ("stages_1.blocks.2", 4),
+        ("stages_2.blocks.0", 5),
+        ("stages_2.blocks.1", 6),
+        ("stages_2.blocks.2", 7),
+        ("stages_2.blocks.3", 8),
+        ("stages_2.blocks.4", 9),
+        ("stages_2.blocks.5", 10),
+        ("stages_2.blocks.6", 11),
+        ("stages_2.blocks.7", 12),
+        ("stages_2.blocks.8", 13),
+        ("stages_3.blocks.0", 14),
+        ("stages_3.blocks.1", 15),
+        ("stages_3.blocks.2", 16),
+    )
+    NUM_LAYERS = 17
+    DROP_PATH = True  # timm builds stochastic depth: MODEL.BACKBONE.CONFIG.DROP_PATH_RATE
 
 
 @register_backbone

@@ -77,6 +77,31 @@ class LegacyXceptionBackbone(TimmBackbone):
     PIXEL_MEAN = (0.5, 0.5, 0.5)
     PIXEL_STD = (0.5, 0.5, 0.5)
     INPUT_PAD = 32  # its unpadded convolutions shrink the maps: pad, then crop
+    # timm's layering (group_matcher, fine): what layer-wise lr decay scales by, by the
+    # shortest module path whose parameters share a layer (runtime/optim.py).
+    LAYERS = (
+        ("body.conv1", 0),
+        ("body.bn1", 0),
+        ("body.conv2", 0),
+        ("body.bn2", 0),
+        ("body.block1", 1),
+        ("body.block2", 2),
+        ("body.block3", 3),
+        ("body.block4", 4),
+        ("body.block5", 5),
+        ("body.block6", 6),
+        ("body.block7", 7),
+        ("body.block8", 8),
+        ("body.block9", 9),
+        ("body.block10", 10),
+        ("body.block11", 11),
+        ("body.block12", 12),
+        ("body.conv3", 13),
+        ("body.bn3", 13),
+        ("body.conv4", 13),
+        ("body.bn4", 13),
+    )
+    NUM_LAYERS = 14
 
 
 @register_backbone

@@ -81,6 +81,35 @@ class Xception65Backbone(TimmBackbone):
     PIXEL_MEAN = (0.5, 0.5, 0.5)
     PIXEL_STD = (0.5, 0.5, 0.5)
     OUTPUT_STRIDES = (8, 16)  # MODEL.BACKBONE.CONFIG.OUTPUT_STRIDE: timm dilates it
+    # timm's layering (group_matcher, fine): what layer-wise lr decay scales by, by the
+    # shortest module path whose parameters share a layer (runtime/optim.py).
+    LAYERS = (
+        ("stem_0", 0),
+        ("stem_1", 0),
+        ("blocks_0", 1),
+        ("blocks_1", 2),
+        ("blocks_2", 3),
+        ("blocks_3", 4),
+        ("blocks_4", 5),
+        ("blocks_5", 6),
+        ("blocks_6", 7),
+        ("blocks_7", 8),
+        ("blocks_8", 9),
+        ("blocks_9", 10),
+        ("blocks_10", 11),
+        ("blocks_11", 12),
+        ("blocks_12", 13),
+        ("blocks_13", 14),
+        ("blocks_14", 15),
+        ("blocks_15", 16),
+        ("blocks_16", 17),
+        ("blocks_17", 18),
+        ("blocks_18", 19),
+        ("blocks_19", 20),
+        ("blocks_20", 21),
+    )
+    NUM_LAYERS = 22
+    DROP_PATH = True  # timm builds stochastic depth: MODEL.BACKBONE.CONFIG.DROP_PATH_RATE
 
 
 @register_backbone
