@@ -8,10 +8,12 @@ from __future__ import annotations
 import fnmatch
 import json
 import re
+from pathlib import Path
 
 import pytest
 from filelock import FileLock
 
+import templates
 from tests.helpers import LOCK_NAME, ROOT, SMALL_MODELS, SMALL_PACKAGE, cli, cli_subprocess, summary_line
 
 # ---------------------------------------------------------------------------- list
@@ -86,10 +88,9 @@ def test_fresh_generation_layout(small_generation):
         assert (root / "configs" / family / f"{model}_fpn.yaml").is_file()
         lazy = (root / "configs" / family / f"{model}_mask_rcnn.py").read_text()
         assert f"from {SMALL_PACKAGE}.{family}.{model} import " in lazy  # the package it was generated into
-    assert {p.name for p in (pkg / "runtime").glob("*.py")} == {
-        "__init__.py", "backbone.py", "config.py", "fpn.py", "padding.py", "pyramid.py", "registry.py", "resample.py", "training.py",
-        "weights.py",
-    }  # fmt: skip
+    # Every runtime template is rendered into the package, and nothing else lands in runtime/.
+    runtime_templates = Path(templates.__file__).parent / "package" / "runtime"
+    assert {p.name for p in (pkg / "runtime").glob("*.py")} == {t.name[: -len(".j2")] for t in runtime_templates.glob("*.py.j2")}
     assert (root / "configs" / "Base-RCNN-FPN-timm.yaml").is_file()
     manifest = json.loads((pkg / "MANIFEST.json").read_text())
     assert sorted(manifest["models"]) == sorted(SMALL_MODELS)
