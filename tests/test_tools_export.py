@@ -1,15 +1,20 @@
-"""tools/export.py: a generated backbone with its FPN exports to ONNX, TorchScript and a
+"""tools/export.py: a generated backbone with its FPN, and the whole detector, exports to ONNX, TorchScript and a
 torch.export program; the file, loaded back, equals eager on the export size and (dynamic
 exports) on a batch of two at a size that is not a multiple of 32; failures exit 1 naming
 the construct, bad arguments exit 2."""
 
 from __future__ import annotations
 
+import re
+from typing import List
+
 import pytest
 
 pytest.importorskip("onnxruntime", reason="onnxruntime is pinned in requirements/test.txt: `make install`")
 
-from tests.helpers import ROOT  # noqa: E402
+from tests.helpers import ROOT, generated_class  # noqa: E402
+from tests.test_backbones import SAMPLE  # noqa: E402
+from tests.test_tasks import _seed_file, seeded  # noqa: E402,F401 (the task seeds' shared fixture)
 from tools import export  # noqa: E402
 
 RESNET = str(ROOT / "configs" / "resnet" / "resnet18_fpn.yaml")
@@ -76,3 +81,89 @@ def test_bad_arguments_exit_2(capsys, args, message):
         export.main(args)
     assert exit_.value.code == 2
     assert message in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------- the whole detector
+
+#: An untrained head scores nothing above the default 0.05: keep every detection, at a
+#: test size a CPU exports quickly.
+MODEL_OPTS = ["MODEL.ROI_HEADS.SCORE_THRESH_TEST", "0.0", "INPUT.MIN_SIZE_TEST", "256"]
+LAZY_MODEL_OPTS = ["model.roi_heads.box_predictor.test_score_thresh=0.0", "dataloader.test.mapper.augmentations.0.short_edge_length=256"]
+
+
+def _detections(out: str) -> int:
+    (count,) = re.findall(r"\((?:onnx|torchscript), (\d+) detections\)", out)
+    return int(count)
+
+
+def _compared(out: str) -> List[str]:
+    return [line.split()[1].rstrip(":") for line in out.splitlines() if line.startswith("3x")]
+
+
+@pytest.mark.parametrize("fmt", export.MODEL_FORMATS)
+def test_the_whole_mask_rcnn_exports_with_eager_boxes_and_scores(tmp_path, capsys, fmt):
+    """detectron2's TracingAdapter path on the YAML seed: the config's own test resize of the
+    shapes image, the model's own normalisation and padding inside the graph."""
+    output = tmp_path / f"mask_rcnn.{fmt}"
+    code, out, err = _run(capsys, "--config-file", RESNET, "--what", "model", "--format", fmt, "--output", output, *MODEL_OPTS)
+    assert code == 0, err
+    assert _compared(out) == ["pred_boxes", "pred_classes", "pred_masks", "scores", "image_size"]
+    assert _detections(out) > 0
+    assert "equal to eager within 0.0001" in out
+    if fmt == "onnx":
+        import onnx
+
+        graph = onnx.load(str(output)).graph
+        assert [i.name for i in graph.input] == ["image"]
+        assert [o.name for o in graph.output] == _compared(out)
+
+
+def test_a_lazy_config_detector_exports(tmp_path, capsys):
+    config = ROOT / "configs" / "convnext" / "convnext_atto_mask_rcnn.py"
+    output = tmp_path / "convnext_atto.ts"
+    code, out, err = _run(capsys, "--config-file", config, "--what", "model", "--format", "torchscript", "--output", output, *LAZY_MODEL_OPTS)
+    assert code == 0, err
+    assert _detections(out) > 0 and "pred_boxes" in _compared(out)
+
+
+def test_a_retinanet_seed_exports(seeded, tmp_path, capsys):
+    """A one-stage detector from its `d2timm-gen seed --task retinanet` config: its own eval
+    forward, traced (no ROI heads)."""
+    config = _seed_file(seeded, "resnet18", "resnet", "retinanet", "yaml")
+    opts = ["MODEL.RETINANET.SCORE_THRESH_TEST", "0.0", "INPUT.MIN_SIZE_TEST", "256"]
+    code, out, err = _run(capsys, "--config-file", config, "--what", "model", "--format", "torchscript", "--output", tmp_path / "r.ts", *opts)
+    assert code == 0, err
+    assert {"pred_boxes", "scores", "pred_classes"} <= set(_compared(out)) and _detections(out) > 0
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--format", "exported-program"], "--format onnx or torchscript, not 'exported-program'"),
+        (["--format", "onnx", "--dynamic"], "--dynamic applies to --what backbone"),
+        (["--format", "onnx", "MODEL.ROI_HEADS.SCORE_THRESH_TEST", "0"], "Type mismatch"),
+        (["--format", "onnx", "--image", "missing.jpg"], "--image 'missing.jpg' is not a file"),
+    ],
+)
+def test_bad_detector_arguments_exit_2(tmp_path, capsys, args, message):
+    output = tmp_path / "x"
+    code, out, err = _run(capsys, "--config-file", RESNET, "--what", "model", "--output", output, *args)
+    assert code == 2 and message in err and "Traceback" not in err
+    assert not output.exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fmt", export.MODEL_FORMATS)
+@pytest.mark.parametrize("model, family", SAMPLE, ids=[m for m, _ in SAMPLE])
+def test_the_sample_mask_rcnn_exports(tmp_path, capsys, model, family, fmt):
+    """The 30-family real-compute sample (tests/test_backbones.py): the whole Mask R-CNN
+    of each FPN seed through TracingAdapter, detections equal to eager."""
+    cls = generated_class(model)
+    opts = list(MODEL_OPTS)
+    if cls.FIXED_INPUT_SIZE and cls.IMG_SIZE_MULTIPLE:  # built at the test size, as the seed's own rule does
+        step = cls.IMG_SIZE_MULTIPLE
+        opts += ["MODEL.BACKBONE.CONFIG.IMG_SIZE", str(step * -(-256 // step))]
+    config = ROOT / "configs" / family / f"{model}_fpn.yaml"
+    code, out, err = _run(capsys, "--config-file", config, "--what", "model", "--format", fmt, "--output", tmp_path / "m", *opts)
+    assert code == 0, err
+    assert _detections(out) > 0

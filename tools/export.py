@@ -1,4 +1,4 @@
-"""Export a generated backbone and its neck (FPN or simple pyramid) to ONNX, TorchScript or a torch.export program, then check it against the eager model.
+"""Export a generated backbone and its neck (FPN or simple pyramid), or the whole detector, to ONNX, TorchScript or a torch.export program, then check it against the eager model.
 
 The config is a YAML or a LazyConfig seed, as tools/train_net.py reads it; the backbone is
 the one its model names (``MODEL.BACKBONE.NAME`` / ``model.backbone``), with ``--weights``
@@ -13,6 +13,19 @@ that takes any size, on a second size that is not a multiple of 32; it prints th
 absolute and relative difference per output. A static export is specialised to its size:
 the second size is reported, not claimed. Fixed-size models export at their built size.
 
+``--what model`` exports the whole detector the config builds, as detectron2's
+``tools/deploy/export_model.py`` does: detectron2's ``TracingAdapter`` around the model's
+inference (R-CNN: ``inference(do_postprocess=False)``, so masks are the ROI masks), traced
+with ``torch.jit.trace`` (``torchscript``) or exported to ONNX. Its input is ``image``, one
+3 x H x W float image in the config's ``INPUT.FORMAT``, unnormalised (the graph holds the
+model's own normalisation and padding), already resized by the config's test transform;
+its outputs are the flattened ``Instances`` fields (``pred_boxes``, ``scores``,
+``pred_classes``, ...). The check runs the file and the eager model on ``--image`` (default:
+the first image of the shapes dataset) resized by the config's test transform, and
+requires the same number of detections, equal classes and boxes, scores and masks within
+--rtol. Use ``MODEL.ROI_HEADS.SCORE_THRESH_TEST 0.0`` (or the LazyConfig key) to compare many
+boxes of an untrained model.
+
 Exit codes: 0 exported and equal within --rtol; 1 the export failed (the message names
 the operator or construct) or the reloaded file differs from eager; 2 bad arguments.
 
@@ -21,6 +34,8 @@ Examples:
       --format onnx --output resnet18_fpn.onnx --dynamic
   .venv/bin/python tools/export.py --config-file configs/convnext/convnext_tiny_mask_rcnn.py \\
       --format exported-program --output convnext_tiny.pt2
+  .venv/bin/python tools/export.py --config-file configs/resnet/resnet18_fpn.yaml --what model \\
+      --format onnx --output resnet18_mask_rcnn.onnx
 """
 
 from __future__ import annotations
@@ -44,7 +59,9 @@ from torch import nn  # noqa: E402
 from tools.bench_common import image_size, script_parser  # noqa: E402
 
 FORMATS = ("onnx", "torchscript", "exported-program")
-WHAT = ("backbone",)
+WHAT = ("backbone", "model")
+#: What detectron2's TracingAdapter path writes (it has no torch.export program).
+MODEL_FORMATS = ("onnx", "torchscript")
 #: The export size of a model that takes any size (rounded up to its size divisibility),
 #: and the second size checked for a dynamic export: no side a multiple of 32.
 EXPORT_SIZE = (320, 416)
@@ -66,7 +83,8 @@ def argument_parser() -> argparse.ArgumentParser:
     parser.add_argument("--output", required=True, metavar="FILE", help="the file to write")
     parser.add_argument("--dynamic", action="store_true", help="dynamic N, H and W (models that take any size)")
     parser.add_argument("--what", default="backbone", choices=WHAT, help="what to export (default: %(default)s)")
-    parser.add_argument("--size", type=image_size, default=None, help="export size HEIGHTxWIDTH (default 320x416)")
+    parser.add_argument("--size", type=image_size, default=None, help="backbone export size HEIGHTxWIDTH (default 320x416)")
+    parser.add_argument("--image", default=None, metavar="FILE", help="--what model: the test image (default: a shapes image)")
     parser.add_argument("--rtol", type=float, default=DEFAULT_RTOL, help="largest relative difference accepted")
     parser.add_argument("--package", default="generated", help="the generated package (default: %(default)s)")
     parser.add_argument("--package-root", default=None, metavar="DIR", help="directory holding --package")
@@ -198,6 +216,208 @@ def compare(module, run, size: Tuple[int, int], batch: int = 1) -> Dict[str, Tup
     return diffs
 
 
+# ------------------------------------------------------------------------- the detector
+
+
+def tracing_adapter_class():
+    """detectron2's ``TracingAdapter``. detectron2 v0.6's ``detectron2/export/__init__.py``
+    imports caffe2, which torch no longer ships; the adapter itself (``export/flatten.py``)
+    needs none of it, so on v0.6 it is imported without that ``__init__``."""
+    try:
+        from detectron2.export import TracingAdapter
+
+        return TracingAdapter
+    except ModuleNotFoundError as exc:
+        if exc.name is None or exc.name.split(".")[0] != "caffe2":
+            raise
+    import importlib
+    import types
+
+    import detectron2
+
+    package = types.ModuleType("detectron2.export")
+    package.__path__ = [str(Path(detectron2.__file__).parent / "export")]
+    sys.modules["detectron2.export"] = package
+    package.TracingAdapter = importlib.import_module("detectron2.export.flatten").TracingAdapter
+    return package.TracingAdapter
+
+
+def build_detector(args):
+    """The model the config builds, its input format and its test-time transforms."""
+    from detectron2.checkpoint import DetectionCheckpointer
+    from detectron2.config import instantiate
+    from detectron2.data import detection_utils
+    from detectron2.modeling import build_model
+
+    from tools import train_net
+
+    cfg = train_net.build_config(args)
+    if train_net.is_lazy_config(args.config_file):
+        model = instantiate(cfg.model)
+        mapper = cfg.dataloader.test.mapper
+        transforms, image_format = instantiate(mapper.augmentations), mapper.image_format
+    else:
+        cfg.MODEL.DEVICE = "cpu"
+        train_net.ensure_backbone(cfg, args.package, args.package_root)
+        model = build_model(cfg)
+        transforms, image_format = detection_utils.build_augmentation(cfg, is_train=False), cfg.INPUT.FORMAT
+    if args.weights:
+        DetectionCheckpointer(model).load(args.weights)
+    return model.eval(), image_format, transforms
+
+
+def test_image(path, image_format: str, transforms):
+    """``path`` (or the shapes dataset's first image) read as ``image_format``, through
+    the config's test transforms, as a 3 x H x W float tensor: what the detector gets."""
+    import detectron2.data.transforms as T
+    from detectron2.data import detection_utils
+
+    if path:
+        image = detection_utils.read_image(path, format=image_format)
+    else:
+        from PIL import Image
+
+        from tools import shapes_dataset
+
+        image, _ = shapes_dataset.draw_image(shapes_dataset.PRESETS["shapes"], "val", 0)  # RGB
+        image = detection_utils.convert_PIL_to_numpy(Image.fromarray(image), image_format)
+    image, _ = T.apply_transform_gens(transforms, image)
+    return torch.as_tensor(image.astype("float32").transpose(2, 0, 1).copy())
+
+
+def output_names(schema) -> List[str]:
+    """The flattened outputs' names from TracingAdapter's ``outputs_schema``: the
+    ``Instances`` field names (``pred_boxes`` ...) and ``image_size``, prefixed by the list
+    index where the model returns more than one image."""
+    keys = getattr(schema, "keys", None)
+    children = getattr(schema, "schemas", None)
+    if children is None:
+        return [""]
+    labels = list(keys) if keys is not None else [str(i) for i in range(len(children))]
+    names = []
+    for label, child in zip(labels, children):
+        names += [".".join(part for part in (label, name) if part) for name in output_names(child)]
+    if type(schema).__name__ == "InstancesSchema":
+        names.append("image_size")
+    return names
+
+
+class Detector(nn.Module):
+    """``image`` (3 x H x W) -> the flattened ``Instances`` of the detector's inference."""
+
+    def __init__(self, model, image):
+        super().__init__()
+        from detectron2.modeling.meta_arch import GeneralizedRCNN
+
+        inference = None  # one-stage detectors: the model's own eval forward
+        if isinstance(model, GeneralizedRCNN):
+
+            def inference(model, inputs):  # noqa: F811 (ROI masks, as export_model.py)
+                return [{"instances": model.inference(inputs, do_postprocess=False)[0]}]
+
+        self.adapter = tracing_adapter_class()(model, [{"image": image}], inference)
+        with torch.no_grad():
+            self.adapter(image)  # fills outputs_schema
+        names = output_names(self.adapter.outputs_schema)
+        short = [name.rsplit(".", 1)[-1] for name in names]
+        self.names = short if len(set(short)) == len(short) else [name.replace(".", "_") for name in names]
+
+    def forward(self, image):
+        return self.adapter(image)
+
+
+def export_detector(module: "Detector", image, fmt: str, output: str) -> None:
+    try:
+        if fmt == "onnx":
+            torch.onnx.export(
+                module.adapter,
+                (image,),
+                output,
+                input_names=["image"],
+                output_names=module.names,
+                opset_version=OPSET,
+                dynamo=False,
+            )
+        else:
+            torch.jit.trace(module.adapter, (image,), check_trace=False).save(output)
+    except Exception as exc:
+        raise ExportError(f"{fmt} export failed: {_first_line(exc)}") from exc
+
+
+def compare_detections(module: "Detector", run, image) -> Dict[str, Tuple[float, float]]:
+    """Largest absolute and relative difference per output, file vs eager; integer outputs
+    (classes, image size) and the number of detections must be equal."""
+    import numpy as np
+
+    with torch.no_grad():
+        eager = [t.numpy() for t in module(image)]
+    exported = run(image)
+    diffs = {}
+    for name, a, b in zip(module.names, exported, eager):
+        if a.shape != b.shape:
+            raise ValueError(f"{name}: shape {a.shape} from the file, {b.shape} eager")
+        if not np.issubdtype(b.dtype, np.floating):
+            if not np.array_equal(a, b):
+                raise ValueError(f"{name}: {int((a != b).sum())} of {a.size} values differ from eager")
+            diffs[name] = (0.0, 0.0)
+            continue
+        absolute = float(np.abs(a.astype(np.float64) - b).max()) if b.size else 0.0
+        diffs[name] = (absolute, absolute / max(float(np.abs(b).max()) if b.size else 0.0, 1e-12))
+    return diffs
+
+
+def main_detector(args) -> int:
+    if args.fmt not in MODEL_FORMATS:
+        print(
+            f"error: --what model exports through detectron2's TracingAdapter: --format {' or '.join(MODEL_FORMATS)}, not {args.fmt!r}",
+            file=sys.stderr,
+        )
+        return 2
+    if args.dynamic:
+        print(
+            "error: --dynamic applies to --what backbone; the traced detector is checked at its test image's size",
+            file=sys.stderr,
+        )
+        return 2
+    torch.manual_seed(0)
+    try:
+        model, image_format, transforms = build_detector(args)
+    except (KeyError, ValueError) as exc:  # a bad override or backbone option
+        print(f"error: {args.config_file}: {_first_line(exc)}", file=sys.stderr)
+        return 2
+    image = test_image(args.image, image_format, transforms)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        module = Detector(model, image).eval()
+        try:
+            export_detector(module, image, args.fmt, args.output)
+        except ExportError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            if args.debug:
+                raise
+            return 1
+        try:
+            diffs = compare_detections(module, runner(args.fmt, args.output), image)
+        except Exception as exc:
+            print(
+                f"error: {args.output} differs from eager at 3x{image.shape[1]}x{image.shape[2]}: {_first_line(exc)}",
+                file=sys.stderr,
+            )
+            return 1
+    return report(args, diffs, f"3x{image.shape[1]}x{image.shape[2]}", f"{args.fmt}, {len(module(image)[0])} detections")
+
+
+def report(args, diffs: Dict[str, Tuple[float, float]], where: str, what: str) -> int:
+    for name, (absolute, relative) in diffs.items():
+        print(f"{where} {name}: max abs diff {absolute:.3g}, max rel diff {relative:.3g}")
+    worst = max((relative for _, relative in diffs.values()), default=0.0)
+    if worst > args.rtol:
+        print(f"error: {args.output} differs from eager by {worst:.3g} relative (> --rtol {args.rtol})", file=sys.stderr)
+        return 1
+    print(f"wrote {args.output} ({what}): equal to eager within {args.rtol}")
+    return 0
+
+
 def main(argv: Sequence[str] = None) -> int:
     args = argument_parser().parse_args(argv)
     if not os.path.isfile(args.config_file):
@@ -206,8 +426,17 @@ def main(argv: Sequence[str] = None) -> int:
     if args.weights and not os.path.isfile(args.weights):
         print(f"error: --weights {args.weights!r} is not a file", file=sys.stderr)
         return 2
+    if args.image and not os.path.isfile(args.image):
+        print(f"error: --image {args.image!r} is not a file", file=sys.stderr)
+        return 2
+    if args.what == "model":
+        return main_detector(args)
     torch.manual_seed(0)
-    backbone = build_backbone(args)
+    try:
+        backbone = build_backbone(args)
+    except (KeyError, ValueError) as exc:  # a bad override or backbone option
+        print(f"error: {args.config_file}: {_first_line(exc)}", file=sys.stderr)
+        return 2
     module = Levels(backbone).eval()
     first, second, any_size = sizes(backbone, args.size)
     dynamic = args.dynamic and any_size
