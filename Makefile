@@ -48,11 +48,11 @@ generate: install
 check: install
 	$(PY) -m generator.cli check --jobs 2
 
-# The real-compute sweep (tools/sweep.py, resumable; SWEEP_ARGS=--sample for one model per
+# The real-compute sweep (tools/dev/sweep.py, resumable; SWEEP_ARGS=--sample for one model per
 # family), then its results recorded in generated/SUPPORT.md. Exits 1 when a model failed.
 SWEEP_ARGS ?=
 sweep: install
-	$(PY) tools/sweep.py --jobs 2 $(SWEEP_ARGS); status=$$?; \
+	$(PY) tools/dev/sweep.py --jobs 2 $(SWEEP_ARGS); status=$$?; \
 	$(PY) -m generator.cli generate --jobs 2 --verified .cache/sweep/results.json && exit $$status
 
 clean:

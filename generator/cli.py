@@ -142,7 +142,7 @@ def _plan(output: Path, package: str, selection: Selection, **kwargs) -> Outcome
     "--verified",
     type=click.Path(dir_okay=False, exists=True, path_type=Path),
     default=None,
-    help="Results of tools/sweep.py (JSON) to record in the manifest and show in SUPPORT.md.",
+    help="Results of tools/dev/sweep.py (JSON) to record in the manifest and show in SUPPORT.md.",
 )
 def generate(patterns, families, output, package, jobs, fresh, timeout, imports, replace, lock_timeout, verified) -> None:
     """Generate backbones for PATTERNS (globs over model names) and --family names.
@@ -192,13 +192,13 @@ def generate(patterns, families, output, package, jobs, fresh, timeout, imports,
 
 
 def _read_sweep(path: Path) -> dict:
-    """The ``models`` of a tools/sweep.py results file."""
+    """The ``models`` of a tools/dev/sweep.py results file."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except ValueError as exc:
         raise SpecError(f"--verified {path} is not valid JSON ({exc})") from None
     if not isinstance(data, dict) or not isinstance(data.get("models"), dict):
-        raise SpecError(f"--verified {path} is not a tools/sweep.py results file (no 'models' mapping)")
+        raise SpecError(f"--verified {path} is not a tools/dev/sweep.py results file (no 'models' mapping)")
     return data["models"]
 
 

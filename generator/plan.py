@@ -162,7 +162,7 @@ def build_plan(
     return Plan(package=package, files=files, seeds=seeds, manifest=manifest)
 
 
-#: What a real-compute sweep (tools/sweep.py) says of a model.
+#: What a real-compute sweep (tools/dev/sweep.py) says of a model.
 VERIFICATION_STATUSES = ("verified", "failed", "not run")
 
 

@@ -1,5 +1,5 @@
 """Drift classes that tests/test_drift.py and tests/test_write.py do not cover, the timm
-version range the CLI accepts, and the report of ``tools/drift_experiment.py``.
+version range the CLI accepts, and the report of ``tools/dev/drift_experiment.py``.
 
 Already covered elsewhere: ADDED and REMOVED by a selection change, REMOVED when timm
 stops listing a model, CHANGED with spec fields after a (simulated) timm upgrade,
@@ -163,11 +163,11 @@ def test_the_override_runs_an_unsupported_timm_with_a_warning(monkeypatch):
     assert "warning: timm 2.0.0 is outside the supported range >=1.0,<2" in result.stderr
 
 
-# -------------------------------------------------- tools/drift_experiment.py report
+# -------------------------------------------------- tools/dev/drift_experiment.py report
 
 
 def test_the_drift_report_counts_and_quotes_the_check():
-    from tools.drift_experiment import classify, model_of, render_report
+    from tools.dev.drift_experiment import classify, model_of, render_report
 
     payload = {
         "models": {
@@ -209,7 +209,7 @@ def test_the_drift_report_counts_and_quotes_the_check():
         payload=payload,
         check_rc=1,
         timings={},
-        command="tools/drift_experiment.py --old 1.0.3",
+        command="tools/dev/drift_experiment.py --old 1.0.3",
         artefacts={},
     )
     assert "# Drift: timm 1.0.3 -> 1.0.31" in report

@@ -21,7 +21,8 @@ import torch
 
 from generator.compat import skip_meta_init
 from tests.helpers import ROOT, build_meta_model, classifier_key, generated_class, manifest_of, model_config
-from tools import sweep, train_net
+from tools import train_net
+from tools.dev import sweep
 
 DECAY = 0.5
 FAMILY_SAMPLE = sweep.family_sample(sweep.catalog(manifest_of(ROOT / "generated")))

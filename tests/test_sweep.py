@@ -1,4 +1,4 @@
-"""tools/sweep.py, the real-compute sweep, and how its results reach SUPPORT.md.
+"""tools/dev/sweep.py, the real-compute sweep, and how its results reach SUPPORT.md.
 
 The sweep of the family sample (the smallest model of every family, up to a parameter
 bound that keeps CI inside its budget) is what the default suite runs of it; `make sweep`
@@ -14,7 +14,7 @@ import pytest
 from generator.plan import verification_records
 from generator.spec import make_spec
 from tests.helpers import ROOT, SMALL_MODELS, SMALL_PACKAGE, cli, golden_facts, manifest_of
-from tools import sweep
+from tools.dev import sweep
 
 @pytest.mark.slow
 def test_a_nonfinite_gradient_from_zero_biases_over_padding_is_diagnosed():
@@ -149,4 +149,4 @@ def test_generate_verified_refuses_a_file_that_is_not_a_sweep(small_copy, tmp_pa
     results = tmp_path / "results.json"
     results.write_text("[1, 2]")
     result = cli("generate", "--package", SMALL_PACKAGE, "--output", small_copy, "--jobs", "1", "--verified", results)
-    assert result.exit_code == 2 and "not a tools/sweep.py results file" in result.stderr
+    assert result.exit_code == 2 and "not a tools/dev/sweep.py results file" in result.stderr

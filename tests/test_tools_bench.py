@@ -53,7 +53,7 @@ def assert_table(text: str, *names: str) -> None:
 def test_script_help(script):
     """Each script runs from the command line; --help imports neither torch nor detectron2."""
     result = subprocess.run(
-        [sys.executable, str(ROOT / "tools" / script), "--help"],
+        [sys.executable, str(ROOT / "tools" / "dev" / script), "--help"],
         cwd=str(ROOT), env=subprocess_env(), capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
@@ -65,7 +65,7 @@ def test_script_help(script):
 
 
 def test_common_table_and_json(tmp_path, capsys):
-    from tools import bench_common as bc
+    from tools.dev import bench_common as bc
 
     figures = [
         bc.Figure("alpha", [3.0, 1.0, 2.0], target="< 2.5 s", passed=bc.below(2.0, 2.5)),
@@ -95,7 +95,7 @@ def _fake_probe(mode, model, python=sys.executable):
 
 
 def test_bench_import_table(tmp_path, capsys, monkeypatch):
-    from tools import bench_import
+    from tools.dev import bench_import
 
     monkeypatch.setattr(bench_import, "run_probe", _fake_probe)
     assert bench_import.main(["--repeat", "2", "--warmup", "0", "--json", str(tmp_path / "i.json")]) == 0
@@ -112,7 +112,7 @@ def test_bench_import_table(tmp_path, capsys, monkeypatch):
 
 def test_import_probe_lazy_imports_one_model_module():
     """The real probe: a fresh process resolves one builder and imports one model module."""
-    from tools import bench_import
+    from tools.dev import bench_import
 
     result = bench_import.run_probe("lazy", "resnet18")
     assert result["class"] == "Resnet18Backbone"
@@ -122,7 +122,7 @@ def test_import_probe_lazy_imports_one_model_module():
 
 @pytest.mark.slow
 def test_bench_import_runs(tmp_path, capsys):
-    from tools import bench_import
+    from tools.dev import bench_import
 
     assert bench_import.main(["--model", "resnet18", "--repeat", "1", "--warmup", "0",
                               "--json", str(tmp_path / "i.json")]) == 0  # fmt: skip
@@ -146,7 +146,7 @@ def keep_torch_threads():
 
 
 def test_bench_forward_runs(tmp_path, capsys, keep_torch_threads):
-    from tools import bench_forward
+    from tools.dev import bench_forward
 
     argv = ["--model", "resnet18", "swin_tiny_patch4_window7_224", "--fpn-model", "resnet18", "--size", "64x96",
             "--repeat", "1", "--warmup", "0", "--json", str(tmp_path / "f.json")]  # fmt: skip
@@ -163,7 +163,7 @@ def test_bench_forward_runs(tmp_path, capsys, keep_torch_threads):
 
 
 def test_bench_forward_rejects_bad_size():
-    from tools import bench_forward
+    from tools.dev import bench_forward
 
     with pytest.raises(SystemExit):
         bench_forward.main(["--size", "64"])
@@ -176,7 +176,7 @@ def test_bench_padding_counts_the_pixels_of_a_window_and_a_fixed_model(tmp_path,
     """Worked by hand: a 480x640 COCO image at 800/1333 is 800x1067. Padded to 32 it is
     800x1088; to 256 (a window model) 1024x1280, 50.6 % more. A fixed model built at
     1024 resizes it to 768x1024 and pads to 1024x1024: against 768x1024, 33.3 % more."""
-    from tools import bench_padding
+    from tools.dev import bench_padding
 
     manifest = {"models": {
         "win": {"facts": {"fixed_input_size": False}, "fpn_size_divisibility": 256, "test_size": [800, 1333]},
@@ -214,7 +214,7 @@ class _FakeRunner:
 
 
 def test_benchmark_train_table(tmp_path, capsys, monkeypatch):
-    from tools import benchmark_train
+    from tools.dev import benchmark_train
 
     monkeypatch.setattr(benchmark_train, "Runner", _FakeRunner)
     monkeypatch.setattr(benchmark_train, "reference_config_file", lambda: "reference.yaml")
@@ -230,7 +230,7 @@ def test_benchmark_train_table(tmp_path, capsys, monkeypatch):
 
 @pytest.mark.slow
 def test_benchmark_train_runs(tmp_path, capsys):
-    from tools import benchmark_train
+    from tools.dev import benchmark_train
 
     argv = ["--dataset", "shapes_tiny", "--image-size", "64", "--batch", "1", "--iterations", "1", "--rounds", "1",
             "--warmup", "0", "--candidate", str(ROOT / "configs" / "resnet" / "resnet18_fpn.yaml"),

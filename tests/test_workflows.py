@@ -230,6 +230,6 @@ def test_the_sweep_runs_weekly_records_its_results_and_proposes_them():
     assert "make sweep" in runs
     makefile = (ROOT / "Makefile").read_text()
     recipe = makefile.split("\nsweep: install\n", 1)[1].split("\n\n", 1)[0]
-    assert "tools/sweep.py" in recipe and "generate --jobs 2 --verified .cache/sweep/results.json" in recipe
+    assert "tools/dev/sweep.py" in recipe and "generate --jobs 2 --verified .cache/sweep/results.json" in recipe
     uploads = [step for step in job["steps"] if str(step.get("uses", "")).startswith("actions/upload-artifact")]
     assert uploads and uploads[0]["with"]["path"] == ".cache/sweep/results.json"

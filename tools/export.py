@@ -56,7 +56,7 @@ if str(REPO_ROOT) not in sys.path:
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
-from tools.bench_common import image_size, script_parser  # noqa: E402
+from tools.args import image_size, script_parser  # noqa: E402
 
 FORMATS = ("onnx", "torchscript", "exported-program")
 WHAT = ("backbone", "model")

@@ -1,6 +1,6 @@
 """Measure the drift between an older timm release and the installed one.
 
-    .venv/bin/python tools/drift_experiment.py --old 1.0.3
+    .venv/bin/python tools/dev/drift_experiment.py --old 1.0.3
 
 1. installs ``timm==OLD`` (no dependencies) into ``--cache`` (``.cache/timm/timm-OLD``)
    with ``pip install --target``, unless it is already there;
@@ -37,7 +37,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 #: The package's first selection: five CNN families (``--from-manifest`` takes the one in
 #: generated/MANIFEST.json instead, which now covers all of timm).
 DEFAULT_FAMILIES = ("convnext", "efficientnet", "mobilenetv3", "regnet", "resnet")
@@ -307,7 +307,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
-    command = "tools/drift_experiment.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    command = "tools/dev/drift_experiment.py " + " ".join(sys.argv[1:] if argv is None else argv)
     if args.from_manifest:
         families, patterns = families_from_manifest(ROOT / PACKAGE / "MANIFEST.json")
     else:

@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """Memory of one Mask R-CNN training step at detection resolution, with and without activation checkpointing.
 
-    python tools/bench_memory.py                                  # the five models of issue 15
-    python tools/bench_memory.py --models vit_base_patch16_224 --side 1024
+    python tools/dev/bench_memory.py                                  # the five models of issue 15
+    python tools/dev/bench_memory.py --models vit_base_patch16_224 --side 1024
 
 For each model and each setting of ``MODEL.BACKBONE.CONFIG.ACTIVATION_CHECKPOINT``, a
 fresh process builds detectron2's Mask R-CNN from the model's FPN seed on the CPU (one
@@ -20,11 +20,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from tools.bench_common import add_json_argument, machine_info, script_parser  # noqa: E402
+from tools.args import script_parser  # noqa: E402
+from tools.dev.bench_common import add_json_argument, machine_info  # noqa: E402
 
 MODELS = (
     "vit_base_patch16_224",

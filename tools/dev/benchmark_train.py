@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """Training speed: a generated backbone against detectron2's own, same settings.
 
-    python tools/benchmark_train.py                      # generated resnet50 vs detectron2 R50-FPN
-    python tools/benchmark_train.py --iterations 20 --image-size 128 --batch 4 \\
+    python tools/dev/benchmark_train.py                      # generated resnet50 vs detectron2 R50-FPN
+    python tools/dev/benchmark_train.py --iterations 20 --image-size 128 --batch 4 \\
         --candidate configs/resnet/resnet18_fpn.yaml
 
 Both models are Mask R-CNN with an FPN, built from their configs plus the same shapes
@@ -29,11 +29,12 @@ import time
 from pathlib import Path
 from typing import List, Optional, Sequence
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from tools.bench_common import Figure, add_json_argument, at_most, machine_info, median, report, script_parser  # noqa: E402
+from tools.args import script_parser  # noqa: E402
+from tools.dev.bench_common import Figure, add_json_argument, at_most, machine_info, median, report  # noqa: E402
 
 REFERENCE = "COCO-InstanceSegmentation/mask_rcnn_R_50_FPN_3x.yaml"
 #: The generated backbone's Mask R-CNN step may take at most this times detectron2's.

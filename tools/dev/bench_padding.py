@@ -11,7 +11,7 @@ resize, ``configs/<family>/<model>_fpn.yaml``), the padded batch against the sam
 padded to 32, grouped by what the model needs. Pure arithmetic over the checked-in
 package (no model is built), so the figure is exact and the same on any machine.
 
-    .venv/bin/python tools/bench_padding.py --json out/bench/padding.json
+    .venv/bin/python tools/dev/bench_padding.py --json out/bench/padding.json
 """
 
 from __future__ import annotations
@@ -23,9 +23,10 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 if __package__ in (None, ""):  # run as a script: make `tools` importable
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from tools.bench_common import ROOT, Figure, add_json_argument, machine_info, report, script_parser
+from tools.args import script_parser
+from tools.dev.bench_common import ROOT, Figure, add_json_argument, machine_info, report
 
 #: COCO's most common image shapes (H, W): 640 on the long side, landscape and portrait.
 COCO_SHAPES = ((480, 640), (427, 640), (640, 480), (640, 427), (424, 640), (640, 640))

@@ -27,9 +27,9 @@ it stopped (``--rerun`` runs recorded models again). Each entry::
 Publish the results in the support matrix with ``d2timm-gen generate --verified
 RESULTS`` (``make sweep`` does both): ``generated/SUPPORT.md`` gets a real-compute column.
 
-    .venv/bin/python tools/sweep.py --sample --jobs 2          # one model per family (what CI runs)
-    .venv/bin/python tools/sweep.py --jobs 2                   # the catalog, resumable
-    .venv/bin/python tools/sweep.py 'levit*' 'cait*' --rerun   # some models again
+    .venv/bin/python tools/dev/sweep.py --sample --jobs 2          # one model per family (what CI runs)
+    .venv/bin/python tools/dev/sweep.py --jobs 2                   # the catalog, resumable
+    .venv/bin/python tools/dev/sweep.py 'levit*' 'cait*' --rerun   # some models again
 """
 
 from __future__ import annotations
@@ -48,9 +48,10 @@ from pathlib import Path
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 if __package__ in (None, ""):  # run as a script: make `tools` importable
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from tools.bench_common import ROOT, image_size, script_parser
+from tools.args import image_size, script_parser
+from tools.dev.bench_common import ROOT
 
 VERIFIED, FAILED, NOT_RUN = "verified", "failed", "not run"
 #: Features-model parameters above which a model is not run: a forward and backward at

@@ -18,8 +18,8 @@ median wall times of whole processes (``lazy`` minus ``baseline``: interpreter s
 exit included, but noisy, since the baseline takes seconds; informative, no target), the
 ``eager`` cost and the eager/lazy ratio.
 
-    .venv/bin/python tools/bench_import.py                     # resnet50, 7 repeats
-    .venv/bin/python tools/bench_import.py --model convnext_tiny --repeat 11 --json out/import.json
+    .venv/bin/python tools/dev/bench_import.py                     # resnet50, 7 repeats
+    .venv/bin/python tools/dev/bench_import.py --model convnext_tiny --repeat 11 --json out/import.json
 """
 
 from __future__ import annotations
@@ -33,9 +33,10 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 if __package__ in (None, ""):  # run as a script: make `tools` importable
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from tools.bench_common import ROOT, Figure, add_json_argument, below, machine_info, median, report, script_parser, subprocess_env
+from tools.args import script_parser
+from tools.dev.bench_common import ROOT, Figure, add_json_argument, below, machine_info, median, report, subprocess_env
 
 TARGET_S = 0.2
 MODES = ("baseline", "lazy", "eager")

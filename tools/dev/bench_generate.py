@@ -6,9 +6,9 @@ introspected), then again in the same directory (everything from the manifest ca
 nothing written), for each ``--jobs`` value, ``--repeat`` times, and prints the medians.
 Peak memory is the largest sum of resident memory over the process tree (the CLI and
 its introspection workers), sampled from /proc every 20 ms (Linux only). The table (and
-``--json PATH``) gives the machine and versions too (tools/bench_common.py).
+``--json PATH``) gives the machine and versions too (tools/dev/bench_common.py).
 
-    .venv/bin/python tools/bench_generate.py '*' --jobs 1 --jobs 2 --repeat 3
+    .venv/bin/python tools/dev/bench_generate.py '*' --jobs 1 --jobs 2 --repeat 3
 
 (``'*'``: every architecture timm lists, as the checked-in package holds.) Targets, for
 the whole catalog on a 2-core machine: a generation with ``--jobs 2`` under 5 minutes, a
@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 if __package__ in (None, ""):  # run as a script: make `tools` importable
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from tools.bench_common import ROOT, Figure, add_json_argument, below, machine_info, report, subprocess_env
+from tools.dev.bench_common import ROOT, Figure, add_json_argument, below, machine_info, report, subprocess_env
 
 CLI = [sys.executable, "-m", "generator.cli"]
 

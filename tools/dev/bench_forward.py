@@ -21,8 +21,8 @@ times ``--number`` forwards of each candidate back to back, alternating which go
 so that drift and a busy machine affect both alike; the figure is the median over repeats
 of the per-repeat time ratio.
 
-    .venv/bin/python tools/bench_forward.py                             # 800x1216, 11 repeats
-    .venv/bin/python tools/bench_forward.py --model convnext_tiny --compare plain --json out/fwd.json
+    .venv/bin/python tools/dev/bench_forward.py                             # 800x1216, 11 repeats
+    .venv/bin/python tools/dev/bench_forward.py --model convnext_tiny --compare plain --json out/fwd.json
 """
 
 from __future__ import annotations
@@ -35,9 +35,10 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 if __package__ in (None, ""):  # run as a script: make `tools` importable
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from tools.bench_common import ROOT, Figure, add_json_argument, at_most, image_size, machine_info, median, report, script_parser
+from tools.args import image_size, script_parser
+from tools.dev.bench_common import ROOT, Figure, add_json_argument, at_most, machine_info, median, report
 
 PLAIN_TARGET = 1.01
 PLAIN_MODELS = ("resnet50", "swin_tiny_patch4_window7_224")

@@ -1,4 +1,4 @@
-"""Helpers shared by the benchmark scripts (``tools/bench_*.py``, ``tools/benchmark_train.py``).
+"""Helpers shared by the benchmark scripts (``tools/dev/bench_*.py``, ``tools/dev/benchmark_train.py``).
 
 Every benchmark reports a list of :class:`Figure` (a median of repeated samples, its
 target and whether it met it) in one table headed by a description of the machine (CPU
@@ -35,7 +35,7 @@ __all__ = [
     "subprocess_env",
 ]
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 #: Distribution names tried for each reported package (first installed one wins).
 PACKAGES = {
@@ -207,26 +207,6 @@ def render_table(title: str, figures: Sequence[Figure], info: Dict[str, Any], se
         failed = [fig.name for fig in targeted if not fig.passed]
         out.append("overall: " + ("PASS" if not failed else f"FAIL ({len(failed)} of {len(targeted)} targets missed)"))
     return "\n".join(out)
-
-
-def script_parser(doc: str) -> argparse.ArgumentParser:
-    """An argument parser whose description is the first paragraph of a script's
-    docstring ``doc`` and whose epilog is the rest, as written."""
-    description, _, epilog = doc.partition("\n\n")
-    return argparse.ArgumentParser(
-        description=description, epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-
-
-def image_size(text: str) -> "tuple[int, int]":
-    """An ``argparse`` type for ``HEIGHTxWIDTH`` (``512x672``)."""
-    try:
-        height, width = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: give HEIGHTxWIDTH, e.g. 512x672") from None
-    if height < 1 or width < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: sizes must be positive")
-    return height, width
 
 
 def add_json_argument(parser: argparse.ArgumentParser) -> None:
