@@ -152,9 +152,28 @@ def test_bad_detector_arguments_exit_2(tmp_path, capsys, args, message):
     assert not output.exists()
 
 
+_BICUBIC_AA = "timm resizes the position embedding with antialiased bicubic interpolation: no ONNX symbolic for aten::_upsample_bicubic2d_aa"
+#: Measured with timm 1.0.31 and torch 2.14 (strict: a fix shows as XPASS and fails the run).
+KNOWN_DETECTOR_EXPORT_FAILURES = {
+    ("vit_tiny_patch16_224", "onnx"): _BICUBIC_AA,
+    ("deit_tiny_patch16_224", "onnx"): _BICUBIC_AA,
+    ("eva02_tiny_patch14_224", "onnx"): _BICUBIC_AA,
+    ("xcit_nano_12_p16_224", "onnx"): "the ONNX graph's detections differ from eager by 6e-2 relative (onnxruntime)",
+    ("inception_v3", "onnx"): "the untrained inception_v3 Mask R-CNN detects nothing on the test image, eager too",
+    ("inception_v3", "torchscript"): "the untrained inception_v3 Mask R-CNN detects nothing on the test image, eager too",
+}
+
+
+def _detector_cases():
+    for model, family in SAMPLE:
+        for fmt in export.MODEL_FORMATS:
+            reason = KNOWN_DETECTOR_EXPORT_FAILURES.get((model, fmt))
+            marks = [pytest.mark.xfail(reason=reason, strict=True)] if reason else []
+            yield pytest.param(model, family, fmt, id=f"{model}-{fmt}", marks=marks)
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("fmt", export.MODEL_FORMATS)
-@pytest.mark.parametrize("model, family", SAMPLE, ids=[m for m, _ in SAMPLE])
+@pytest.mark.parametrize("model, family, fmt", list(_detector_cases()))
 def test_the_sample_mask_rcnn_exports(tmp_path, capsys, model, family, fmt):
     """The 30-family real-compute sample (tests/test_backbones.py): the whole Mask R-CNN
     of each FPN seed through TracingAdapter, detections equal to eager."""
