@@ -199,11 +199,16 @@ def runner(fmt: str, output: str):
     return run
 
 
-def compare(module, run, size: Tuple[int, int], batch: int = 1) -> Dict[str, Tuple[float, float]]:
-    """Largest absolute and relative difference per output, file vs eager, on a seeded image."""
+def seeded_image(size: Tuple[int, int], batch: int = 1) -> torch.Tensor:
+    return torch.randn(batch, 3, *size, generator=torch.Generator().manual_seed(0))
+
+
+def compare(module, run, image) -> Dict[str, Tuple[float, float]]:
+    """Largest absolute and relative difference per output, file vs eager, on ``image``;
+    shapes (the number of detections) and integer outputs (classes, image size) must be
+    equal."""
     import numpy as np
 
-    image = torch.randn(batch, 3, *size, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         eager = [t.numpy() for t in module(image)]
     exported = run(image)
@@ -211,8 +216,13 @@ def compare(module, run, size: Tuple[int, int], batch: int = 1) -> Dict[str, Tup
     for name, a, b in zip(module.names, exported, eager):
         if a.shape != b.shape:
             raise ValueError(f"{name}: shape {a.shape} from the file, {b.shape} eager")
-        absolute = float(np.abs(a - b).max())
-        diffs[name] = (absolute, absolute / max(float(np.abs(b).max()), 1e-12))
+        if not np.issubdtype(b.dtype, np.floating):
+            if not np.array_equal(a, b):
+                raise ValueError(f"{name}: {int((a != b).sum())} of {a.size} values differ from eager")
+            diffs[name] = (0.0, 0.0)
+            continue
+        absolute = float(np.abs(a.astype(np.float64) - b).max()) if b.size else 0.0
+        diffs[name] = (absolute, absolute / max(float(np.abs(b).max()) if b.size else 0.0, 1e-12))
     return diffs
 
 
@@ -344,28 +354,6 @@ def export_detector(module: "Detector", image, fmt: str, output: str) -> None:
         raise ExportError(f"{fmt} export failed: {_first_line(exc)}") from exc
 
 
-def compare_detections(module: "Detector", run, image) -> Dict[str, Tuple[float, float]]:
-    """Largest absolute and relative difference per output, file vs eager; integer outputs
-    (classes, image size) and the number of detections must be equal."""
-    import numpy as np
-
-    with torch.no_grad():
-        eager = [t.numpy() for t in module(image)]
-    exported = run(image)
-    diffs = {}
-    for name, a, b in zip(module.names, exported, eager):
-        if a.shape != b.shape:
-            raise ValueError(f"{name}: shape {a.shape} from the file, {b.shape} eager")
-        if not np.issubdtype(b.dtype, np.floating):
-            if not np.array_equal(a, b):
-                raise ValueError(f"{name}: {int((a != b).sum())} of {a.size} values differ from eager")
-            diffs[name] = (0.0, 0.0)
-            continue
-        absolute = float(np.abs(a.astype(np.float64) - b).max()) if b.size else 0.0
-        diffs[name] = (absolute, absolute / max(float(np.abs(b).max()) if b.size else 0.0, 1e-12))
-    return diffs
-
-
 def main_detector(args) -> int:
     if args.fmt not in MODEL_FORMATS:
         print(
@@ -397,7 +385,7 @@ def main_detector(args) -> int:
                 raise
             return 1
         try:
-            diffs = compare_detections(module, runner(args.fmt, args.output), image)
+            diffs = compare(module, runner(args.fmt, args.output), image)
         except Exception as exc:
             print(
                 f"error: {args.output} differs from eager at 3x{image.shape[1]}x{image.shape[2]}: {_first_line(exc)}",
@@ -460,7 +448,7 @@ def main(argv: Sequence[str] = None) -> int:
         worst = 0.0
         for size, batch in checks:
             try:
-                diffs = compare(module, run, size, batch)
+                diffs = compare(module, run, seeded_image(size, batch))
             except Exception as exc:
                 print(f"error: {args.output} fails at {batch}x3x{size[0]}x{size[1]}: {_first_line(exc)}", file=sys.stderr)
                 return 1
