@@ -327,7 +327,8 @@ class Detector(nn.Module):
 
         self.adapter = tracing_adapter_class()(model, [{"image": image}], inference)
         with torch.no_grad():
-            self.adapter(image)  # fills outputs_schema
+            outputs = self.adapter(image)  # also fills outputs_schema
+        self.detections = len(outputs[0])  # the first field: one row per detection
         names = output_names(self.adapter.outputs_schema)
         short = [name.rsplit(".", 1)[-1] for name in names]
         self.names = short if len(set(short)) == len(short) else [name.replace(".", "_") for name in names]
@@ -392,7 +393,7 @@ def main_detector(args) -> int:
                 file=sys.stderr,
             )
             return 1
-    return report(args, diffs, f"3x{image.shape[1]}x{image.shape[2]}", f"{args.fmt}, {len(module(image)[0])} detections")
+    return report(args, diffs, f"3x{image.shape[1]}x{image.shape[2]}", f"{args.fmt}, {module.detections} detections")
 
 
 def report(args, diffs: Dict[str, Tuple[float, float]], where: str, what: str) -> int:
