@@ -148,13 +148,17 @@ def _measured_stride(level: int, size: int, out: int, nominal: int, axis: str, e
 
 
 #: How a model is made to accept detector-sized, non-square inputs, tried in order: as
-#: it is; with timm's dynamic image size and internal padding to the patch size (so any
-#: input size works); with dynamic image size alone. The first that passes the probe is
-#: recorded in the facts and used at run time.
+#: it is; with timm's dynamic image size (the runtime pads the input to the patch size,
+#: as it pads every model to its step); with dynamic image size and timm's own padding
+#: to the patch size. The first that passes the probe is recorded in the facts and used
+#: at run time. timm's own padding comes last: it computes the token grid with
+#: ``math.ceil`` on Python numbers, which a traced export (ONNX, TorchScript) records as
+#: the example's grid, so a dynamic graph breaks at any other size; the floor division
+#: of the unpadded path stays symbolic.
 SIZE_MODES: Tuple[Tuple[Tuple[str, bool], ...], ...] = (
     (),
-    (("dynamic_img_pad", True), ("dynamic_img_size", True)),
     (("dynamic_img_size", True),),
+    (("dynamic_img_pad", True), ("dynamic_img_size", True)),
 )
 
 

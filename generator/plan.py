@@ -16,7 +16,7 @@ from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from .formatting import format_files, source_key
 from .names import check_identifier
-from .render import render_base_configs, render_package, render_seeds, render_support, render_task_seed
+from .render import EXPORT_COLUMNS, EXPORT_STATUSES, render_base_configs, render_package, render_seeds, render_support, render_task_seed
 from .spec import FACTS_SCHEMA, ModelFacts, ModelSpec, SpecError, canonical_json, sha256
 from .tasks import parse_request
 
@@ -191,7 +191,27 @@ def verification_records(
             "spec": digests[name],
             "timm": str(result.get("timm", "")),
         }
+        if result.get("export"):
+            records[name]["export"] = _export_record(name, result["export"])
     return dict(sorted(records.items()))
+
+
+def _export_record(name: str, columns: Mapping[str, Mapping]) -> Dict[str, Dict[str, str]]:
+    """A sweep's export columns of one model, checked and made safe text."""
+    from .names import safe_text
+
+    record = {}
+    for column in EXPORT_COLUMNS:
+        cell = columns.get(column)
+        if cell is None:
+            continue
+        if cell.get("status") not in EXPORT_STATUSES:
+            raise SpecError(f"export of {name} ({column}): status {cell.get('status')!r} is not one of {EXPORT_STATUSES}")
+        record[column] = {"status": cell["status"], "reason": safe_text(cell.get("reason", ""), limit=200)}
+    unknown = sorted(set(columns) - set(EXPORT_COLUMNS))
+    if unknown:
+        raise SpecError(f"export of {name}: unknown column {unknown[0]!r}; valid: {', '.join(EXPORT_COLUMNS)}")
+    return record
 
 
 def formatted_on_disk(root: Path, manifest: Optional[Mapping]) -> Dict[str, str]:

@@ -27,6 +27,10 @@ __all__ = [
     "render_package",
     "render_seeds",
     "render_support",
+    "EXPORT_COLUMNS",
+    "EXPORT_STATUSES",
+    "export_tallies",
+    "failure_kind",
     "render_task_seed",
     "template_dir",
 ]
@@ -434,6 +438,43 @@ def render_package(package: str, specs: Iterable[ModelSpec]) -> Dict[str, str]:
     return files
 
 
+#: The real-compute sweep's export columns (tools/dev/sweep.py), in SUPPORT.md's order,
+#: and what each says of a model (n/a: a dynamic export of a model built at one size).
+EXPORT_COLUMNS = ("onnx", "onnx dynamic", "torch.export dynamic", "torchscript")
+EXPORT_STATUSES = ("ok", "failed", "n/a")
+
+
+#: A number in a failure's reason (a size, a shape's side in ``2x3x289x383``, a difference
+#: such as ``6.7e-02``), not a digit of a name (``conv2d``, ``p2``, ``stages.3``).
+_NUMBER = re.compile(r"(?<![A-Za-wyz_.])\d+(\.\d+)?(e[-+]?\d+)?(?![A-Za-wyz_])")
+
+
+def failure_kind(reason: str) -> str:
+    """A failure's reason with its numbers replaced by ``#``: one cause, met by models of
+    other sizes, reads as one group."""
+    return _NUMBER.sub("#", reason)
+
+
+def export_tallies(verified: Mapping[str, Mapping]) -> Tuple[Dict[str, Tuple[int, int, int]], List[Tuple[str, Tuple[str, ...]]]]:
+    """Per export column: (ok, exported, n/a) over the models with export results; and the
+    failures grouped by :func:`failure_kind`, most frequent first, each with its
+    ``model (column)`` cases."""
+    tallies: Dict[str, Tuple[int, int, int]] = {}
+    groups: Dict[str, List[str]] = {}
+    for column in EXPORT_COLUMNS:
+        cells = [(name, record["export"][column]) for name, record in sorted(verified.items()) if column in record.get("export", {})]
+        if not cells:
+            continue
+        statuses = [cell["status"] for _, cell in cells]
+        na = statuses.count("n/a")
+        tallies[column] = (statuses.count("ok"), len(cells) - na, na)
+        for name, cell in cells:
+            if cell["status"] == "failed":
+                groups.setdefault(failure_kind(cell["reason"]), []).append(f"{name} ({column})")
+    ordered = sorted(groups.items(), key=lambda item: (-len(item[1]), item[0]))
+    return tallies, [(kind, tuple(cases)) for kind, cases in ordered]
+
+
 def render_support(
     specs: Iterable[ModelSpec], excluded: Mapping[str, Tuple[str, str]], verified: Mapping[str, Mapping] = None
 ) -> str:
@@ -458,8 +499,26 @@ def render_support(
             row[0] += 16 in spec.facts.output_strides
             row[1] += 8 in spec.facts.output_strides
             row[2].append(f"`{spec.name}`")
+    tallies, groups = export_tallies(verified)
+    family_exports: Dict[str, Dict[str, List[int]]] = {}  # family: column: ok, exported
+    export_cells: Dict[str, str] = {}  # model: its export cell
+    for spec in specs:
+        columns = verified.get(spec.name, {}).get("export", {})
+        if not columns:
+            continue
+        row = family_exports.setdefault(spec.family, {column: [0, 0] for column in EXPORT_COLUMNS})
+        for column, cell in columns.items():
+            row[column][0] += cell["status"] == "ok"
+            row[column][1] += cell["status"] != "n/a"
+        failed = [column for column in EXPORT_COLUMNS if columns.get(column, {}).get("status") == "failed"]
+        export_cells[spec.name] = f"fails: {', '.join(failed)}" if failed else "ok"
     return _render(
         "package/SUPPORT.md.j2",
+        export_columns=EXPORT_COLUMNS,
+        export_tallies=tallies,
+        export_groups=groups,
+        family_exports=sorted(family_exports.items()),
+        export_cells=export_cells,
         dilated=sorted((family, tuple(row)) for family, row in dilated.items()),
         dilated_total={k: sum(k in s.facts.output_strides for s in specs) for k in (8, 16)},
         specs=specs,

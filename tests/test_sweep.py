@@ -12,6 +12,7 @@ import json
 import pytest
 
 from generator.plan import verification_records
+from generator.render import EXPORT_COLUMNS, failure_kind
 from generator.spec import make_spec
 from tests.helpers import ROOT, SMALL_MODELS, SMALL_PACKAGE, cli, golden_facts, manifest_of
 from tools.dev import sweep
@@ -135,14 +136,70 @@ def test_generate_verified_shows_the_sweep_in_support_md(small_copy, tmp_path):
     assert "| family | generated | not generated | real compute: verified / run |" in support
     assert "| resnet | 1 | 0 | 1 / 1 |" in support and "| convnext | 1 | 0 | 0 / 1 |" in support
     rows = {line.split("`")[1]: line for line in support.splitlines() if line.startswith("| `")}
-    assert rows["resnet18"].endswith("| verified |")
-    assert rows["convnext_atto"].endswith("| failed: AssertionError: a b |")  # reasons are made safe text
+    assert rows["resnet18"].endswith("| verified |  |")  # no export columns in these results
+    assert rows["convnext_atto"].endswith("| failed: AssertionError: a b |  |")  # reasons are made safe text
     manifest = json.loads((small_copy / SMALL_PACKAGE / "MANIFEST.json").read_text())
     assert sorted(manifest["verified"]) == sorted(SMALL_MODELS)
     # a regeneration without --verified keeps them; check agrees
     assert cli("generate", "--package", SMALL_PACKAGE, "--output", small_copy, "--jobs", "1").exit_code == 0
     assert (small_copy / SMALL_PACKAGE / "SUPPORT.md").read_text() == support
     assert cli("check", "--package", SMALL_PACKAGE, "--output", small_copy, "--jobs", "1").exit_code == 0
+
+
+def _cells(*statuses):
+    reasons = {"failed": "onnx export failed: RuntimeError: Exporting the operator 'aten::roll' to ONNX opset version 18",
+               "n/a": "built at one input size", "ok": ""}  # fmt: skip
+    return {column: {"status": status, "reason": reasons[status], "seconds": 1.0} for column, status in zip(EXPORT_COLUMNS, statuses)}
+
+
+def test_generate_verified_shows_the_export_columns_with_failures_grouped(small_copy, tmp_path):
+    results = tmp_path / "results.json"
+    results.write_text(json.dumps({"models": {
+        "resnet18": {"status": "verified", "timm": "x", "export": _cells("ok", "ok", "ok", "ok")},
+        "convnext_atto": {"status": "verified", "timm": "x", "export": _cells("failed", "failed", "ok", "ok")},
+    }}))  # fmt: skip
+    result = cli("generate", "--package", SMALL_PACKAGE, "--output", small_copy, "--jobs", "1", "--verified", results)
+    assert result.exit_code == 0, result.output
+    support = (small_copy / SMALL_PACKAGE / "SUPPORT.md").read_text()
+    assert "- onnx: 1 of 2 ok (50.0 %)" in support and "- torchscript: 2 of 2 ok (100.0 %)" in support
+    assert "| family | onnx | onnx dynamic | torch.export dynamic | torchscript |" in support
+    assert "| convnext | 0 / 1 | 0 / 1 | 1 / 1 | 1 / 1 |" in support and "| resnet | 1 / 1 | 1 / 1 | 1 / 1 | 1 / 1 |" in support
+    # one cause, whatever the opset number: one group with both cases
+    assert ("| 2 | onnx export failed: RuntimeError: Exporting the operator aten::roll to ONNX opset version # | "
+            "convnext_atto (onnx), convnext_atto (onnx dynamic) |") in support  # fmt: skip
+    rows = {line.split("`")[1]: line for line in support.splitlines() if line.startswith("| `")}
+    assert rows["resnet18"].endswith("| verified | ok |")
+    assert rows["convnext_atto"].endswith("| verified | fails: onnx, onnx dynamic |")
+    manifest = json.loads((small_copy / SMALL_PACKAGE / "MANIFEST.json").read_text())
+    assert manifest["verified"]["resnet18"]["export"]["onnx"] == {"status": "ok", "reason": ""}  # no timings: deterministic
+
+
+@pytest.mark.parametrize(
+    "reason, kind",
+    [
+        ("differs from eager by 6.7e-02 relative (> 0.0001)", "differs from eager by # relative (> #)"),
+        ("the file fails at 2x3x289x383: Guard failed: 256 * s0", "the file fails at #x#x#x#: Guard failed: # * s0"),
+        ("operator aten::_upsample_bicubic2d_aa, opset 18", "operator aten::_upsample_bicubic2d_aa, opset #"),
+        ("node /backbone/stages.3/Conv: C 288", "node /backbone/stages.3/Conv: C #"),
+    ],
+)
+def test_failure_kinds_drop_numbers_and_keep_names(reason, kind):
+    assert failure_kind(reason) == kind
+
+
+def test_export_results_with_an_unknown_status_or_column_are_refused():
+    spec = make_spec(golden_facts("resnet_like"))
+    with pytest.raises(ValueError, match="export of toy_resnet \\(onnx\\): status 'maybe'"):
+        verification_records([spec], {}, {"toy_resnet": {"status": "verified", "export": {"onnx": {"status": "maybe"}}}})
+    with pytest.raises(ValueError, match="unknown column 'tflite'; valid: onnx, onnx dynamic"):
+        verification_records([spec], {}, {"toy_resnet": {"status": "verified", "export": {"tflite": {"status": "ok"}}}})
+
+
+def test_the_sweep_export_columns_are_support_md_columns_and_exports_of_tools_export():
+    from tools import export
+
+    assert [column for column, _, _ in sweep.EXPORTS] == list(EXPORT_COLUMNS)
+    assert {fmt for _, fmt, _ in sweep.EXPORTS} == set(export.FORMATS) == set(sweep.EXPORT_SUFFIXES)
 
 
 def test_generate_verified_refuses_a_file_that_is_not_a_sweep(small_copy, tmp_path):

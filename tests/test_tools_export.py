@@ -9,6 +9,7 @@ import re
 from typing import List
 
 import pytest
+import torch
 
 pytest.importorskip("onnxruntime", reason="onnxruntime is pinned in requirements/test.txt: `make install`")
 
@@ -37,24 +38,48 @@ def test_a_static_export_equals_eager(tmp_path, capsys, fmt):
     assert "equal to eager within 0.0001" in out
 
 
-def test_a_dynamic_onnx_export_takes_other_batches_and_sizes(tmp_path, capsys):
-    output = tmp_path / "resnet18.onnx"
-    code, out, err = _run(capsys, "--config-file", RESNET, "--format", "onnx", "--dynamic", "--output", output, *SMALL)
+@pytest.mark.parametrize("fmt", ["onnx", "exported-program"])
+@pytest.mark.parametrize("config", [RESNET, str(ROOT / "configs" / "deit" / "deit_tiny_patch16_224_fpn.yaml")], ids=["resnet18", "deit_tiny"])
+def test_a_dynamic_export_takes_other_batches_and_sizes(tmp_path, capsys, config, fmt):
+    """A CNN's FPN and a ViT's simple pyramid: the file takes a batch of two at a size that
+    is not a multiple of 32, the traced padding, token grid and crop computed from its input."""
+    output = tmp_path / f"dynamic.{fmt}"
+    code, out, err = _run(capsys, "--config-file", config, "--format", fmt, "--dynamic", "--output", output, *SMALL)
     assert code == 0, err
     h, w = export.SECOND_SIZE
     assert h % 32 and w % 32
     assert sum(line.startswith(f"2x3x{h}x{w} p") for line in out.splitlines()) == 5
+    assert "dynamic N, H, W): equal to eager within 0.0001" in out
+    if fmt == "onnx":
+        import onnx
 
-    import onnx
+        graph = onnx.load(str(output)).graph
+        assert [i.name for i in graph.input] == ["image"]
+        assert [o.name for o in graph.output] == ["p2", "p3", "p4", "p5", "p6"]
 
-    graph = onnx.load(str(output)).graph
-    assert [i.name for i in graph.input] == ["image"]
-    assert [o.name for o in graph.output] == ["p2", "p3", "p4", "p5", "p6"]
+
+@pytest.mark.parametrize("size", [(9, 13), (30, 41)], ids=["downsample", "upsample"])
+def test_antialiased_bicubic_resize_exports_to_onnx(tmp_path, size):
+    """timm's position-embedding resize (``interpolate(mode="bicubic", antialias=True)``)
+    through the exporter's added symbolic: onnxruntime equals torch, both ways."""
+    import onnxruntime
+
+    class Resize(torch.nn.Module):
+        def forward(self, x):
+            return torch.nn.functional.interpolate(x, size=size, mode="bicubic", antialias=True, align_corners=False)
+
+    x = torch.randn(1, 8, 14, 20, generator=torch.Generator().manual_seed(0))
+    export.register_onnx_symbolics()
+    torch.onnx.export(Resize(), (x,), str(tmp_path / "r.onnx"), input_names=["x"], opset_version=export.OPSET, dynamo=False)
+    (got,) = onnxruntime.InferenceSession(str(tmp_path / "r.onnx"), providers=["CPUExecutionProvider"]).run(None, {"x": x.numpy()})
+    expected = Resize()(x)
+    assert got.shape == tuple(expected.shape)
+    assert float(abs(torch.from_numpy(got) - expected).max()) < 1e-5
 
 
 def test_an_export_that_fails_names_the_construct(tmp_path, capsys, monkeypatch):
     def refuse(*args, **kwargs):
-        raise RuntimeError("Exporting the operator 'aten::roll' to ONNX opset version 17 is not supported.\nmore")
+        raise RuntimeError("Exporting the operator 'aten::roll' to ONNX opset version 18 is not supported.\nmore")
 
     monkeypatch.setattr(export.torch.onnx, "export", refuse)
     code, out, err = _run(capsys, "--config-file", RESNET, "--format", "onnx", "--output", tmp_path / "x.onnx", *SMALL)
@@ -152,12 +177,10 @@ def test_bad_detector_arguments_exit_2(tmp_path, capsys, args, message):
     assert not output.exists()
 
 
-_BICUBIC_AA = "timm resizes the position embedding with antialiased bicubic interpolation: no ONNX symbolic for aten::_upsample_bicubic2d_aa"
 #: Measured with timm 1.0.31 and torch 2.14 (strict: a fix shows as XPASS and fails the run).
 KNOWN_DETECTOR_EXPORT_FAILURES = {
-    ("vit_tiny_patch16_224", "onnx"): _BICUBIC_AA,
-    ("deit_tiny_patch16_224", "onnx"): _BICUBIC_AA,
-    ("eva02_tiny_patch14_224", "onnx"): _BICUBIC_AA,
+    ("eva02_tiny_patch14_224", "onnx"): "torch's TorchScript-based ONNX exporter writes the reshape of EVA's resampled "
+    "position embedding as [1, 1, C] for [1, -1, C]: onnxruntime refuses the graph",
     ("xcit_nano_12_p16_224", "onnx"): "the ONNX graph's detections differ from eager by 6e-2 relative (onnxruntime)",
     ("inception_v3", "onnx"): "the untrained inception_v3 Mask R-CNN detects nothing on the test image, eager too",
     ("inception_v3", "torchscript"): "the untrained inception_v3 Mask R-CNN detects nothing on the test image, eager too",

@@ -66,8 +66,9 @@ MODEL_FORMATS = ("onnx", "torchscript")
 #: and the second size checked for a dynamic export: no side a multiple of 32.
 EXPORT_SIZE = (320, 416)
 SECOND_SIZE = (289, 383)
-#: ONNX opset: what onnxruntime 1.20 runs and torch's exporter writes.
-OPSET = 17
+#: ONNX opset: 18 is the first whose Resize has ``antialias`` (see ``register_onnx_symbolics``);
+#: onnxruntime 1.20 runs up to 21.
+OPSET = 18
 DEFAULT_RTOL = 1e-4
 
 
@@ -153,9 +154,49 @@ def _first_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {lines[0] if lines else ''}"[:400]
 
 
+def _bicubic_antialiased(g, image, output_size, align_corners, *scales):
+    """ONNX for ``aten::_upsample_bicubic2d_aa`` (``interpolate(mode="bicubic", antialias=True)``,
+    what timm's ``resample_abs_pos_embed`` runs when a ViT-like model meets a grid other than
+    its pretrained one): opset 18's Resize with the same kernel. PyTorch's antialiased bicubic
+    is PIL's: coefficient a = -0.5 (not -0.75), half-pixel centres, taps outside the image
+    dropped and the weights renormalised (``exclude_outside``), the kernel widened by the
+    scale when downsampling (``antialias``)."""
+    shape = g.op("Shape", image)
+    batch_channels = g.op(
+        "Slice", shape, g.op("Constant", value_t=torch.tensor([0])), g.op("Constant", value_t=torch.tensor([2]))
+    )
+    sizes = g.op("Concat", batch_channels, g.op("Cast", output_size, to_i=7), axis_i=0)  # 7: int64
+    return g.op(
+        "Resize",
+        image,
+        _absent_input(g),  # roi
+        _absent_input(g),  # scales: the sizes say it
+        sizes,
+        mode_s="cubic",
+        cubic_coeff_a_f=-0.5,
+        coordinate_transformation_mode_s="half_pixel",
+        exclude_outside_i=1,
+        antialias_i=1,
+    )
+
+
+def _absent_input(g):
+    """An omitted optional ONNX input, as torch's own Resize symbolics write it (an empty
+    constant instead misleads the exporter's shape inference downstream)."""
+    value = g.op("prim::Constant")
+    value.setType(torch._C.OptionalType.ofTensor())
+    return value
+
+
+def register_onnx_symbolics() -> None:
+    """Teach torch's ONNX exporter the operators it has no symbolic for (idempotent)."""
+    torch.onnx.register_custom_op_symbolic("aten::_upsample_bicubic2d_aa", _bicubic_antialiased, OPSET)
+
+
 def export(module, example, fmt: str, output: str, dynamic: bool) -> None:
     try:
         if fmt == "onnx":
+            register_onnx_symbolics()
             axes = {"image": {0: "batch", 2: "height", 3: "width"}}
             axes.update({name: {0: "batch", 2: f"{name}_height", 3: f"{name}_width"} for name in module.names})
             torch.onnx.export(
@@ -185,7 +226,9 @@ def runner(fmt: str, output: str):
     if fmt == "onnx":
         import onnxruntime
 
-        session = onnxruntime.InferenceSession(output, providers=["CPUExecutionProvider"])
+        options = onnxruntime.SessionOptions()
+        options.log_severity_level = 4  # its errors reach the caller as exceptions; no log lines besides
+        session = onnxruntime.InferenceSession(output, options, providers=["CPUExecutionProvider"])
         return lambda image: session.run(None, {"image": image.numpy()})
     if fmt == "torchscript":
         loaded = torch.jit.load(output)
@@ -340,6 +383,7 @@ class Detector(nn.Module):
 def export_detector(module: "Detector", image, fmt: str, output: str) -> None:
     try:
         if fmt == "onnx":
+            register_onnx_symbolics()
             torch.onnx.export(
                 module.adapter,
                 (image,),
@@ -393,13 +437,15 @@ def main_detector(args) -> int:
                 file=sys.stderr,
             )
             return 1
-    return report(args, diffs, f"3x{image.shape[1]}x{image.shape[2]}", f"{args.fmt}, {module.detections} detections")
+    return report(args, [(f"3x{image.shape[1]}x{image.shape[2]}", diffs)], f"{args.fmt}, {module.detections} detections")
 
 
-def report(args, diffs: Dict[str, Tuple[float, float]], where: str, what: str) -> int:
-    for name, (absolute, relative) in diffs.items():
-        print(f"{where} {name}: max abs diff {absolute:.3g}, max rel diff {relative:.3g}")
-    worst = max((relative for _, relative in diffs.values()), default=0.0)
+def report(args, checked: List[Tuple[str, Dict[str, Tuple[float, float]]]], what: str) -> int:
+    """Print each check's differences per output; 1 where one is above --rtol, else 0."""
+    for where, diffs in checked:
+        for name, (absolute, relative) in diffs.items():
+            print(f"{where} {name}: max abs diff {absolute:.3g}, max rel diff {relative:.3g}")
+    worst = max((relative for _, diffs in checked for _, relative in diffs.values()), default=0.0)
     if worst > args.rtol:
         print(f"error: {args.output} differs from eager by {worst:.3g} relative (> --rtol {args.rtol})", file=sys.stderr)
         return 1
@@ -427,42 +473,49 @@ def main(argv: Sequence[str] = None) -> int:
         print(f"error: {args.config_file}: {_first_line(exc)}", file=sys.stderr)
         return 2
     module = Levels(backbone).eval()
-    first, second, any_size = sizes(backbone, args.size)
-    dynamic = args.dynamic and any_size
+    first, _, any_size = sizes(backbone, args.size)
     if args.dynamic and not any_size:
         print(f"note: {type(bottom_up(backbone)).TIMM_MODEL} takes one size: exported at {first[0]}x{first[1]}, static")
+    try:
+        checked = export_and_check(module, args.size, args.fmt, args.output, args.dynamic)
+    except ExportError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        if args.debug:
+            raise
+        return 1
+    dynamic = args.dynamic and any_size
+    if not dynamic:
+        print(f"note: static export, specialised to {first[0]}x{first[1]}{' (--dynamic for any size)' if any_size else ''}")
+    return report(args, checked, f"{args.fmt}{', dynamic N, H, W' if dynamic else ''}")
+
+
+def export_and_check(module: Levels, size, fmt: str, output: str, dynamic: bool) -> List[Tuple[str, Dict[str, Tuple[float, float]]]]:
+    """Export ``module`` (:class:`Levels`) to ``output``, load it back and compare it with
+    eager: on the export size and, for a dynamic export of a model that takes any size, on a
+    batch of two at :data:`SECOND_SIZE`. Returns ``(N x 3 x H x W, differences per output)``
+    per check; raises :class:`ExportError` when the export fails or the file cannot run.
+    ``size``: the requested export size (None: :data:`EXPORT_SIZE`), rounded up to the
+    backbone's size divisibility. What tools/dev/sweep.py's export columns run too."""
+    module.eval()  # torch.onnx.export restores the mode it found: eager must compare in eval too
+    first, second, any_size = sizes(module.backbone, size)
+    dynamic = dynamic and any_size
     # a batch of 2 for a dynamic export: torch.export specialises a dimension of size 1
     example = torch.zeros(2 if dynamic else 1, 3, *first)
+    checked = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
+        export(module, example, fmt, output, dynamic)
         try:
-            export(module, example, args.fmt, args.output, dynamic)
-        except ExportError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            if args.debug:
-                raise
-            return 1
-        run = runner(args.fmt, args.output)
-        checks: List[Tuple[Tuple[int, int], int]] = [(first, 1)]
-        if dynamic:
-            checks.append((second, 2))
-        worst = 0.0
-        for size, batch in checks:
+            run = runner(fmt, output)
+        except Exception as exc:  # onnxruntime refuses the graph, or the program does not load
+            raise ExportError(f"{output} was written but does not load: {_first_line(exc)}") from exc
+        for (height, width), batch in [(first, 1)] + ([(second, 2)] if dynamic else []):
+            where = f"{batch}x3x{height}x{width}"
             try:
-                diffs = compare(module, run, seeded_image(size, batch))
+                checked.append((where, compare(module, run, seeded_image((height, width), batch))))
             except Exception as exc:
-                print(f"error: {args.output} fails at {batch}x3x{size[0]}x{size[1]}: {_first_line(exc)}", file=sys.stderr)
-                return 1
-            for name, (absolute, relative) in diffs.items():
-                print(f"{batch}x3x{size[0]}x{size[1]} {name}: max abs diff {absolute:.3g}, max rel diff {relative:.3g}")
-                worst = max(worst, relative)
-    if not dynamic and any_size:
-        print(f"note: static export, specialised to {first[0]}x{first[1]} (--dynamic for any size)")
-    if worst > args.rtol:
-        print(f"error: {args.output} differs from eager by {worst:.3g} relative (> --rtol {args.rtol})", file=sys.stderr)
-        return 1
-    print(f"wrote {args.output} ({args.fmt}{', dynamic N, H, W' if dynamic else ''}): equal to eager within {args.rtol}")
-    return 0
+                raise ExportError(f"{output} fails at {where}: {_first_line(exc)}") from exc
+    return checked
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ train = recipe.train
 # Any input size. The backbone pads each input (bottom and right) to a multiple of 16
 # and crops the maps to ceil(input / stride). Its size_divisibility is 16 (32 for the
 # FPN variant): detectron2 pads each batch to that, so the backbone's own padding copies
-# nothing. timm builds it with dynamic_img_pad=True, dynamic_img_size=True.
+# nothing. timm builds it with dynamic_img_size=True.
 image_size = 1024
 
 # A simple feature pyramid (ViTDet style) reads stage11 (stride 16), since every level

@@ -31,7 +31,7 @@ train = recipe.train
 # FPN variant): detectron2 pads each batch to that. The simple pyramid asks for
 # multiples of 32, on which each of its levels is exactly twice the next (detectron2's
 # semantic heads add them); its backbone then pads once more, to what the model needs.
-# timm builds it with dynamic_img_pad=True, dynamic_img_size=True.
+# timm builds it with dynamic_img_size=True.
 image_size = 1024
 
 # A simple feature pyramid (ViTDet style) reads stage11 (stride 14), since every level

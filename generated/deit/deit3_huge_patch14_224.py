@@ -10,9 +10,9 @@ crops the maps to ceil(input / stride). Its size_divisibility is 14 (32 for the 
 variant): detectron2 pads each batch to that. The simple pyramid asks for multiples of
 32, on which each of its levels is exactly twice the next (detectron2's semantic heads
 add them); its backbone then pads once more, to what the model needs. timm builds it
-with dynamic_img_pad=True, dynamic_img_size=True.
+with dynamic_img_size=True.
 
-Strides measured by a probe forward at 268x328; stage<i> is timm's feature level i (strides are not distinct powers of two).
+Strides measured by a probe forward at 266x322; stage<i> is timm's feature level i (strides are not distinct powers of two).
 
 ==========  ====================  ========  ======
 feature     timm module           channels  stride
@@ -330,7 +330,7 @@ class Deit3HugePatch14224Backbone(TimmBackbone):
     FPN_IN_FEATURES = ("stage31",)
     LAYOUT = "NCHW"
     SIZE_DIVISIBILITY = 14
-    INPUT_MULTIPLE = 1
+    INPUT_MULTIPLE = 14
     INPUT_SIZE = (224, 224)
     FIXED_INPUT_SIZE = False
     PIXEL_MEAN = (0.485, 0.456, 0.406)
@@ -378,7 +378,6 @@ class Deit3HugePatch14224Backbone(TimmBackbone):
     DROP_PATH = True  # timm builds stochastic depth: MODEL.BACKBONE.CONFIG.DROP_PATH_RATE
     NO_WEIGHT_DECAY = ("model.cls_token", "model.pos_embed")  # timm's no_weight_decay()
     CREATE_KWARGS = {
-        "dynamic_img_pad": True,
         "dynamic_img_size": True,
     }
 

@@ -18,10 +18,18 @@ from typing import Dict, Mapping, Tuple
 import torch
 import torch.nn.functional as F
 
-__all__ = ["ceil_div", "fit", "fit_to_input", "pad_to", "padded_size", "padding_constraints"]
+__all__ = [
+    "ceil_div",
+    "exporting",
+    "fit",
+    "fit_to_input",
+    "pad_to",
+    "padded_size",
+    "padding_constraints",
+]
 
 
-def _exporting() -> bool:
+def exporting() -> bool:
     """Tracing (ONNX, TorchScript) or compiling (``torch.export``): sizes are symbolic."""
     return torch.jit.is_tracing() or torch.compiler.is_compiling()
 
@@ -42,7 +50,7 @@ def padded_size(height: int, width: int, divisibility: int, extra: int = 0) -> T
 def pad_to(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
     """``x`` zero-padded at the bottom and right to ``height`` x ``width`` (``x`` itself when it has that size)."""
     short_h, short_w = height - x.shape[-2], width - x.shape[-1]
-    if _exporting():  # sizes are traced values: record the pad whatever they are now
+    if exporting():  # sizes are traced values: record the pad whatever they are now
         return F.pad(x, (0, short_w, 0, short_h))
     if short_h < 0 or short_w < 0:
         raise ValueError(f"cannot pad a {x.shape[-2]}x{x.shape[-1]} input to {height}x{width}")
@@ -50,11 +58,15 @@ def pad_to(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
 
 
 def fit(feature_map: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """Crop, or zero-pad at the bottom and right, an NCHW map to ``height`` x ``width``."""
-    if not _exporting() and tuple(feature_map.shape[-2:]) == (height, width):
+    """Crop, or zero-pad at the bottom and right, an NCHW map to ``height`` x ``width``.
+
+    One constant pad, whose negative amounts crop: its output is ``height`` x ``width`` by
+    construction, which ``torch.export`` states for symbolic sizes as they are (a slice
+    ``[:height]`` would make it compare ``height`` with the map's size and keep the
+    example's answer as a guard)."""
+    if not exporting() and tuple(feature_map.shape[-2:]) == (height, width):
         return feature_map
-    feature_map = feature_map[..., :height, :width]
-    return pad_to(feature_map, height, width)
+    return F.pad(feature_map, (0, width - feature_map.shape[-1], 0, height - feature_map.shape[-2]))
 
 
 def fit_to_input(

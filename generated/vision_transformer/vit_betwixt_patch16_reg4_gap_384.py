@@ -8,9 +8,9 @@ and returns NCHW maps.
 Any input size. The backbone pads each input (bottom and right) to a multiple of 16 and
 crops the maps to ceil(input / stride). Its size_divisibility is 16 (32 for the FPN
 variant): detectron2 pads each batch to that, so the backbone's own padding copies
-nothing. timm builds it with dynamic_img_pad=True, dynamic_img_size=True.
+nothing. timm builds it with dynamic_img_size=True.
 
-Strides measured by a probe forward at 258x326; stage<i> is timm's feature level i (strides are not distinct powers of two).
+Strides measured by a probe forward at 256x320; stage<i> is timm's feature level i (strides are not distinct powers of two).
 
 ==========  ====================  ========  ======
 feature     timm module           channels  stride
@@ -148,7 +148,7 @@ class VitBetwixtPatch16Reg4Gap384Backbone(TimmBackbone):
     FPN_IN_FEATURES = ("stage11",)
     LAYOUT = "NCHW"
     SIZE_DIVISIBILITY = 16
-    INPUT_MULTIPLE = 1
+    INPUT_MULTIPLE = 16
     INPUT_SIZE = (384, 384)
     FIXED_INPUT_SIZE = False
     PIXEL_MEAN = (0.5, 0.5, 0.5)
@@ -176,7 +176,6 @@ class VitBetwixtPatch16Reg4Gap384Backbone(TimmBackbone):
     DROP_PATH = True  # timm builds stochastic depth: MODEL.BACKBONE.CONFIG.DROP_PATH_RATE
     NO_WEIGHT_DECAY = ("model.pos_embed", "model.reg_token")  # timm's no_weight_decay()
     CREATE_KWARGS = {
-        "dynamic_img_pad": True,
         "dynamic_img_size": True,
     }
 

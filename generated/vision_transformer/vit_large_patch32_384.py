@@ -8,9 +8,9 @@ and returns NCHW maps.
 Any input size. The backbone pads each input (bottom and right) to a multiple of 32 and
 crops the maps to ceil(input / stride). Its size_divisibility is 32: detectron2 pads
 each batch to that, so the backbone's own padding copies nothing. timm builds it with
-dynamic_img_pad=True, dynamic_img_size=True.
+dynamic_img_size=True.
 
-Strides measured by a probe forward at 258x326; stage<i> is timm's feature level i (strides are not distinct powers of two).
+Strides measured by a probe forward at 256x320; stage<i> is timm's feature level i (strides are not distinct powers of two).
 
 ==========  ====================  ========  ======
 feature     timm module           channels  stride
@@ -256,7 +256,7 @@ class VitLargePatch32384Backbone(TimmBackbone):
     FPN_IN_FEATURES = ("stage23",)
     LAYOUT = "NCHW"
     SIZE_DIVISIBILITY = 32
-    INPUT_MULTIPLE = 1
+    INPUT_MULTIPLE = 32
     INPUT_SIZE = (384, 384)
     FIXED_INPUT_SIZE = False
     PIXEL_MEAN = (0.5, 0.5, 0.5)
@@ -296,7 +296,6 @@ class VitLargePatch32384Backbone(TimmBackbone):
     DROP_PATH = True  # timm builds stochastic depth: MODEL.BACKBONE.CONFIG.DROP_PATH_RATE
     NO_WEIGHT_DECAY = ("model.cls_token", "model.pos_embed")  # timm's no_weight_decay()
     CREATE_KWARGS = {
-        "dynamic_img_pad": True,
         "dynamic_img_size": True,
     }
 

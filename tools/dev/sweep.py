@@ -14,7 +14,12 @@ their seeds' 1024) and checks:
 
 - every FPN level and every level of the plain backbone under it has the declared
   channels and ``ceil(padded / stride)`` maps, with finite values;
-- gradients reach timm's stem (the first parameter of timm's model), finite and nonzero.
+- gradients reach timm's stem (the first parameter of timm's model), finite and nonzero;
+- the export columns (``--no-export`` skips them): the FPN variant in eval mode exported
+  by tools/export.py to ONNX (static, and dynamic N, H, W), to a torch.export program
+  with dynamic N, H, W, and to TorchScript (traced), each loaded back and equal to eager
+  within 1e-4 relative on the first image's size and, dynamic, on a batch of two at a
+  size that is not a multiple of 32 (fixed-size models: n/a).
 
 Each model runs in a worker process (``--jobs``); one that crashes its worker or runs
 past ``--timeout`` is recorded as failed with that reason, and the sweep goes on. Results
@@ -22,7 +27,8 @@ go to ``--results`` (JSON) as each model finishes, so an interrupted sweep resum
 it stopped (``--rerun`` runs recorded models again). Each entry::
 
     {"status": "verified" | "failed" | "not run", "reason": "...", "seconds": 1.2,
-     "params": 11689512, "peak_rss_mib": 812, "timm": "1.0.31"}
+     "params": 11689512, "peak_rss_mib": 812, "timm": "1.0.31",
+     "export": {"onnx": {"status": "ok" | "failed" | "n/a", "reason": "..."}, ...}}
 
 Publish the results in the support matrix with ``d2timm-gen generate --verified
 RESULTS`` (``make sweep`` does both): ``generated/SUPPORT.md`` gets a real-compute column.
@@ -50,6 +56,7 @@ from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 if __package__ in (None, ""):  # run as a script: make `tools` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from generator.render import EXPORT_COLUMNS, export_tallies
 from tools.args import image_size, script_parser
 from tools.dev.bench_common import ROOT
 
@@ -65,6 +72,16 @@ DEFAULT_SIZE = (256, 352)
 #: at 1024; the seeds' own size is proven on the meta device by the catalog tests.
 DEFAULT_IMG_SIDE = 448
 DEFAULT_TIMEOUT = 900
+#: tools/export.py's --format and --dynamic for each export column of SUPPORT.md.
+EXPORT_ARGS = {
+    "onnx": ("onnx", False),
+    "onnx dynamic": ("onnx", True),
+    "torch.export dynamic": ("exported-program", True),
+    "torchscript": ("torchscript", False),
+}
+EXPORTS = tuple((column, *EXPORT_ARGS[column]) for column in EXPORT_COLUMNS)
+EXPORT_SUFFIXES = {"onnx": ".onnx", "exported-program": ".pt2", "torchscript": ".ts"}
+EXPORT_OK, EXPORT_NA = "ok", "n/a"
 DEFAULT_RESULTS = ROOT / ".cache" / "sweep" / "results.json"
 #: Models a worker runs before it is replaced (memory of large models is returned then).
 MAX_TASKS_PER_WORKER = 25
@@ -95,10 +112,16 @@ def fit_to_seed(cfg, size: Tuple[int, int], built_side: int = 0) -> Tuple[int, i
 
 
 def verify(
-    model: str, family: str, size: Tuple[int, int], package_root: str = str(ROOT), overrides: Sequence[str] = ()
+    model: str,
+    family: str,
+    size: Tuple[int, int],
+    package_root: str = str(ROOT),
+    overrides: Sequence[str] = (),
+    exports: bool = False,
 ) -> Dict[str, object]:
     """Build ``model``'s FPN variant from its seed (with config ``overrides``, KEY VALUE),
-    forward and backward at ``size``."""
+    forward and backward at ``size``; then, with ``exports``, the export columns
+    (:func:`check_exports`) on the first image's size."""
     import torch
     from detectron2.config import get_cfg
     from detectron2.modeling import build_backbone
@@ -142,7 +165,44 @@ def verify(
     if not _usable(stem.grad):
         cause = "" if stem.grad is None or torch.isfinite(stem.grad).all() else _nonfinite_cause(fpn, batch, stem)
         raise AssertionError(f"no finite nonzero gradient reaches the stem ({stem_name}){cause}")
-    return {"input": f"{height}x{width}", "stem": stem_name}
+    detail = {"input": f"{height}x{width}", "stem": stem_name}
+    if exports:
+        detail["export"] = check_exports(fpn, tuple(images[0].shape[-2:]))
+    return detail
+
+
+def check_exports(fpn, size: Tuple[int, int]) -> Dict[str, Dict[str, str]]:
+    """Each of :data:`EXPORTS` of ``fpn`` (in eval mode) through tools/export.py's own
+    export-and-check: written, loaded back and compared with eager on ``size`` (rounded up
+    to the size divisibility; fixed-size models at their built size) and, dynamic, on a
+    batch of two at a size that is not a multiple of 32. Per column: ``{"status": "ok" |
+    "failed" | "n/a", "reason": ...}``."""
+    import tempfile
+
+    from tools import export
+
+    module = export.Levels(fpn).eval()
+    any_size = not export.bottom_up(fpn).FIXED_INPUT_SIZE
+    columns: Dict[str, Dict[str, str]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for column, fmt, dynamic in EXPORTS:
+            if dynamic and not any_size:
+                columns[column] = {"status": EXPORT_NA, "reason": "built at one input size"}
+                continue
+            output = os.path.join(tmp, column.replace(" ", "_") + EXPORT_SUFFIXES[fmt])
+            start = time.perf_counter()
+            try:
+                checked = export.export_and_check(module, size, fmt, output, dynamic)
+                worst = max(relative for _, diffs in checked for _, relative in diffs.values())
+                columns[column] = (
+                    {"status": EXPORT_OK, "reason": ""}
+                    if worst <= export.DEFAULT_RTOL
+                    else {"status": FAILED, "reason": f"differs from eager by {worst:.1e} relative (> {export.DEFAULT_RTOL:g})"}
+                )
+            except export.ExportError as exc:
+                columns[column] = {"status": FAILED, "reason": " ".join(str(exc).replace(output, "the file").split())[:300]}
+            columns[column]["seconds"] = round(time.perf_counter() - start, 1)
+    return columns
 
 
 def _usable(grad) -> bool:
@@ -170,13 +230,15 @@ def _nonfinite_cause(fpn, batch, stem) -> str:
             "by 1/sqrt(eps); trained weights, with nonzero biases, do not")  # fmt: skip
 
 
-def _task(model: str, family: str, size: Tuple[int, int], package_root: str, overrides: Sequence[str] = ()) -> Dict[str, object]:
+def _task(
+    model: str, family: str, size: Tuple[int, int], package_root: str, overrides: Sequence[str] = (), exports: bool = False
+) -> Dict[str, object]:
     import warnings
 
     warnings.filterwarnings("ignore")
     start = time.perf_counter()
     try:
-        detail = verify(model, family, size, package_root, overrides)
+        detail = verify(model, family, size, package_root, overrides, exports)
         entry = {"status": VERIFIED, "reason": "", **detail}
     except Exception as exc:
         text = " ".join(str(exc).split())[:400]
@@ -258,6 +320,7 @@ def sweep(
     timm_version: str,
     save,
     package_root: str = str(ROOT),
+    exports: bool = False,
 ) -> Dict[str, dict]:
     """Run ``todo`` (models above ``max_params`` recorded as not run); ``save(results)``
     after each model."""
@@ -280,8 +343,8 @@ def sweep(
     width = len(str(len(runnable)))
     try:
         futures = {
-            pool.schedule(_task, args=(m.name, m.family, size, package_root, build_overrides(m.img_size_multiple, img_side)),
-                          timeout=timeout): m
+            pool.schedule(_task, args=(m.name, m.family, size, package_root, build_overrides(m.img_size_multiple, img_side),
+                                       exports), timeout=timeout): m
             for m in runnable
         }  # fmt: skip
         for done, future in enumerate(as_completed(futures), 1):
@@ -298,6 +361,9 @@ def sweep(
             results[model.name] = entry
             save(results)
             reason = f": {entry['reason']}" if entry["status"] != VERIFIED else ""
+            failed_exports = [column for column, cell in entry.get("export", {}).items() if cell["status"] == FAILED]
+            if failed_exports:
+                reason += f"; export fails: {', '.join(failed_exports)}"
             print(f"[{done:>{width}}/{len(runnable)}] {model.name} {entry['status']} ({entry.get('seconds', '-')}s){reason}",
                   flush=True)  # fmt: skip
     except BaseException:
@@ -321,10 +387,22 @@ def summary(results: Dict[str, dict], manifest: dict) -> str:
     lines = [f"verified / run / catalog: {totals[0]} / {totals[1]} / {totals[2]}"]
     failed = sorted(name for name, entry in results.items() if entry.get("status") == FAILED)
     lines += [f"  failed {name}: {results[name]['reason']}" for name in failed]
+    lines += export_summary(results)
     peak = max((entry.get("peak_rss_mib", 0) for entry in results.values()), default=0)
     seconds = sum(entry.get("seconds", 0) for entry in results.values())
     lines.append(f"model seconds (summed over workers): {seconds:.0f}; peak worker memory {peak:.0f} MiB")
     return "\n".join(lines)
+
+
+def export_summary(results: Dict[str, dict]) -> List[str]:
+    """Per export column: ok of exported (n/a: built at one size); the failures grouped by
+    reason, most frequent first (SUPPORT.md's grouping)."""
+    tallies, groups = export_tallies(results)
+    lines = [f"export {column}: {ok} / {exported} ok" + (f" ({na} n/a: one input size)" if na else "")
+             for column, (ok, exported, na) in tallies.items()]  # fmt: skip
+    for kind, cases in groups:
+        lines.append(f"  {len(cases)} x {kind[:160]}: {', '.join(cases[:6])}{' ...' if len(cases) > 6 else ''}")
+    return lines
 
 
 def argument_parser() -> argparse.ArgumentParser:
@@ -342,6 +420,8 @@ def argument_parser() -> argparse.ArgumentParser:
     parser.add_argument("--results", type=Path, default=DEFAULT_RESULTS, help="results JSON (default %(default)s)")
     parser.add_argument("--rerun", action="store_true", help="run models already in the results again")
     parser.add_argument("--package-root", type=Path, default=ROOT, help="directory holding generated/ and configs/")
+    parser.add_argument("--export", action=argparse.BooleanOptionalAction, default=True,
+                        help="the export columns: ONNX static and dynamic, torch.export dynamic, TorchScript (default: on)")  # fmt: skip
     return parser
 
 
@@ -384,13 +464,13 @@ def run(args: argparse.Namespace) -> int:
     todo = [m for m in models if args.rerun or m.name not in results]
     timm_version = manifest["versions"]["timm"]
     settings = {"size": f"{args.size[0]}x{args.size[1]}", "img_side": args.img_side, "max_params": args.max_params,
-                "timm": timm_version}  # fmt: skip
+                "timm": timm_version, "export": args.export}  # fmt: skip
     print(f"sweep: {len(todo)} of {len(models)} models to run ({len(models) - len(todo)} already in {args.results}); "
           f"{args.jobs} worker(s), {args.timeout:g}s each, bound {args.max_params / 1e6:.0f}M parameters", flush=True)  # fmt: skip
     start = time.perf_counter()
     sweep(todo, results, size=args.size, img_side=args.img_side, jobs=args.jobs, timeout=args.timeout, max_params=args.max_params,
           timm_version=timm_version, save=lambda r: write_results(args.results, r, settings),
-          package_root=str(args.package_root))  # fmt: skip
+          package_root=str(args.package_root), exports=args.export)  # fmt: skip
     print(summary({m.name: results[m.name] for m in models if m.name in results},
                   {"models": {m.name: manifest["models"][m.name] for m in models}}))  # fmt: skip
     print(f"wall time {time.perf_counter() - start:.0f}s; results in {args.results}")

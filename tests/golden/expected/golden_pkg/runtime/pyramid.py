@@ -20,7 +20,7 @@ from detectron2.layers import Conv2d, ShapeSpec
 from detectron2.modeling import Backbone
 from torch import nn
 
-from .padding import fit_to_input, pad_to, padded_size, padding_constraints
+from .padding import ceil_div, exporting, fit_to_input, pad_to, padded_size, padding_constraints
 
 __all__ = ["SimpleFeaturePyramid"]
 
@@ -82,6 +82,9 @@ class SimpleFeaturePyramid(Backbone):
         self.bottom_up = bottom_up
         self.in_feature = in_feature
         channels, stride = shapes[in_feature].channels, shapes[in_feature].stride
+        #: A power-of-two input stride: pooling and transposed convolutions give every level
+        #: its exact size on the padded input; another (patch 14) is resized to it.
+        self._exact = stride & (stride - 1) == 0
         self.stages = nn.ModuleList()
         self._strides = tuple(strides)
         for target in self._strides:
@@ -136,11 +139,9 @@ class SimpleFeaturePyramid(Backbone):
         the next (detectron2's semantic heads add them). For a power-of-two input stride,
         of the bottom-up's too (pooling and transposed convolutions then give exact
         sizes); for another (patch 14), the bottom-up pads what it needs itself."""
-        stride = self.bottom_up.output_shape()[self.in_feature].stride
-        exact = stride & (stride - 1) == 0
         return (
             math.lcm(self.bottom_up.size_divisibility, self._strides[-1])
-            if exact
+            if self._exact
             else self._strides[-1]
         )
 
@@ -156,8 +157,10 @@ class SimpleFeaturePyramid(Backbone):
         results = []
         for target, stage in zip(self._strides, self.stages):
             out = stage(feature)
-            size = (math.ceil(padded_h / target), math.ceil(padded_w / target))
-            if tuple(out.shape[-2:]) != size:
+            size = (ceil_div(padded_h, target), ceil_div(padded_w, target))
+            # Traced sizes are symbolic: whether a level needs the resize is then the structural
+            # fact (an input stride that is not a power of two), not this example's shapes.
+            if (not self._exact) if exporting() else tuple(out.shape[-2:]) != size:
                 out = F.interpolate(out, size=size, mode="bilinear", align_corners=False)
             results.append(out)
         if self.top_block is not None:
