@@ -86,9 +86,14 @@ class SimpleFeaturePyramid(Backbone):
         #: its exact size on the padded input; another (patch 14) is resized to it.
         self._exact = stride & (stride - 1) == 0
         self.stages = nn.ModuleList()
+        #: Per level, whether its stage's output is resized to it: up to two transposed
+        #: convolutions or one pooling reach a level 4x finer or coarser, exactly only
+        #: from a power-of-two stride (stride 32 gives p2 at stride 8, resized).
+        self._resized = []
         self._strides = tuple(strides)
         for target in self._strides:
             steps = max(-2, min(2, round(math.log2(stride / target))))
+            self._resized.append(not self._exact or stride != target * 2**steps)
             layers, dim = [], channels
             for step in range(max(steps, 0)):
                 layers.append(nn.ConvTranspose2d(dim, dim // 2, kernel_size=2, stride=2))
@@ -155,12 +160,12 @@ class SimpleFeaturePyramid(Backbone):
         padded_h, padded_w = x.shape[-2:]
         feature = self.bottom_up(x)[self.in_feature]
         results = []
-        for target, stage in zip(self._strides, self.stages):
+        for target, stage, resized in zip(self._strides, self.stages, self._resized):
             out = stage(feature)
             size = (ceil_div(padded_h, target), ceil_div(padded_w, target))
             # Traced sizes are symbolic: whether a level needs the resize is then the structural
-            # fact (an input stride that is not a power of two), not this example's shapes.
-            if (not self._exact) if exporting() else tuple(out.shape[-2:]) != size:
+            # fact (``self._resized``), not this example's shapes.
+            if resized if exporting() else tuple(out.shape[-2:]) != size:
                 out = F.interpolate(out, size=size, mode="bilinear", align_corners=False)
             results.append(out)
         if self.top_block is not None:
