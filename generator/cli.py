@@ -284,9 +284,9 @@ def _task_listing() -> str:
     "--format",
     "fmt",
     type=click.Choice(FORMATS),
-    default="yaml",
-    show_default=True,
-    help="A YAML config (tools/train_net.py, detectron2's DefaultTrainer) or a LazyConfig.",
+    default=None,
+    help="A YAML config (tools/train_net.py, detectron2's DefaultTrainer) or a LazyConfig "
+    "[default: yaml, or a task's only format].",
 )
 @_package_option
 @click.option("--list", "list_tasks", is_flag=True, help="List the tasks and exit.")
@@ -307,7 +307,7 @@ def seed(models, tasks, fmt, output, package, list_tasks, lock_timeout) -> None:
         if not models or not tasks:
             raise click.UsageError(f"name a MODEL and a --task; the tasks:\n{_task_listing()}")
         for task in tasks:  # the task and format first: a typo lists the valid ones
-            check_request("model", task, fmt)
+            check_request("model", task, _seed_format(task, fmt))
         manifest = read_manifest(output, package)
         if manifest is None:
             raise SpecError(f"no generated package at {output / package} (no {package}/MANIFEST.json); run generate first")
@@ -317,7 +317,7 @@ def seed(models, tasks, fmt, output, package, list_tasks, lock_timeout) -> None:
                 check_model_takes(manifest["models"][model]["facts"].get("output_strides", ()), model, task)
         import_plugins(Selection.from_dict(manifest.get("selection", {})).imports)
         # Mask R-CNN's seeds are written for every model: nothing to record.
-        requests = tuple(check_request(m, t, fmt) for m in models for t in tasks if t != "mask_rcnn")
+        requests = tuple(check_request(m, t, _seed_format(t, fmt)) for m in models for t in tasks if t != "mask_rcnn")
         with locked(output, lock_timeout, on_wait=lambda p: click.echo(f"waiting for lock {p} ...", err=True)):
             outcome = _plan(output, package, Selection(seeds=requests))
             changes = {c.path: c.kind for c in write_plan(outcome.plan, output, outcome.manifest)}
@@ -325,14 +325,22 @@ def seed(models, tasks, fmt, output, package, list_tasks, lock_timeout) -> None:
         _fail(str(exc))
     for model in models:
         for task in tasks:
-            relative = f"configs/{seed_file(manifest['models'][model]['facts']['family'], model, task, fmt)}"
-            zoo = TASKS[task].zoo_yaml if fmt == "yaml" else TASKS[task].zoo_py
+            task_fmt = _seed_format(task, fmt)
+            relative = f"configs/{seed_file(manifest['models'][model]['facts']['family'], model, task, task_fmt)}"
+            zoo = TASKS[task].zoo_yaml if task_fmt == "yaml" else TASKS[task].zoo_py
             status = changes.get(relative)
             if status == STALE_SEED:
                 click.secho(f"{STALE_SEED} {output / relative}: you edited it and its default changed; kept yours", fg="yellow", err=True)
             else:
                 done = "already seeded, unchanged" if status is None else "written"
                 click.echo(f"{output / relative}: {done} ({TASKS[task].summary}, after detectron2's {zoo})")
+
+
+def _seed_format(task: str, fmt: Optional[str]) -> str:
+    """``--format``, or without it YAML where the task has a YAML seed, else its only one."""
+    if fmt is not None or task not in TASKS:
+        return fmt or "yaml"
+    return "yaml" if "yaml" in TASKS[task].formats else TASKS[task].formats[0]
 
 
 def _check_generated(model: str, manifest, package: str) -> None:

@@ -18,7 +18,17 @@ import jinja2
 
 from .names import check_identifier, class_name
 from .spec import ModelSpec
-from .tasks import DEEPLAB_OUTPUT_STRIDE, TASKS, check_model_takes, retinanet_anchor_sizes, seed_path, task_levels
+from .tasks import (
+    DEEPLAB_OUTPUT_STRIDE,
+    TASKS,
+    VITDET_RECIPES,
+    check_model_takes,
+    checkpoint_in_recipe,
+    retinanet_anchor_sizes,
+    seed_path,
+    task_levels,
+    training_recipe,
+)
 
 __all__ = [
     "RUNTIME_MODULES",
@@ -32,6 +42,7 @@ __all__ = [
     "export_tallies",
     "failure_kind",
     "render_task_seed",
+    "render_recipe_seed",
     "template_dir",
 ]
 
@@ -367,6 +378,8 @@ def render_task_seed(spec: ModelSpec, task: str, fmt: str, package: str) -> Dict
             head_feature=coarsest,
         )
         return {seed_path(spec, task, fmt): text}
+    if task == "mask_rcnn_vitdet":
+        return {seed_path(spec, task, fmt): render_recipe_seed(spec, package)}
     levels = task_levels(spec, task)
     roi_features = levels.head_features[: -levels.top_levels]
     coarsest = spec.feature(levels.fpn_in_features[-1])
@@ -403,6 +416,26 @@ def render_task_seed(spec: ModelSpec, task: str, fmt: str, package: str) -> Dict
         **context,
     )
     return {seed_path(spec, task, fmt): text}
+
+
+def render_recipe_seed(spec: ModelSpec, package: str) -> str:
+    """ViTDet's training recipe on top of the model's Mask R-CNN seed, which it imports."""
+    recipe = training_recipe(spec)
+    if spec.facts.num_layers:
+        depth_note = f"timm lays {spec.name} out in {spec.facts.num_layers} layers, the stem's and {spec.facts.num_layers - 1} more"
+    else:
+        depth_note = f"timm gives {spec.name} no layering, so ViT-B's"
+    return _render(
+        "configs/vitdet.py.j2",
+        spec=spec,
+        task=TASKS["mask_rcnn_vitdet"],
+        package=package,
+        class_name=class_name(spec.name),
+        recipe=recipe,
+        recipes="; ".join(f"{r.name}: {r.blocks} blocks, lr decay {r.lr_decay}, drop path {r.drop_path_rate}" for r in VITDET_RECIPES),
+        depth_note=depth_note,
+        checkpoint=checkpoint_in_recipe(spec),
+    )
 
 
 def _task_fpn_note(spec: ModelSpec, levels) -> List[str]:

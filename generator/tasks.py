@@ -4,7 +4,9 @@ Each task follows one of detectron2's own model-zoo configs: its seed holds the 
 config sets on top of detectron2's Mask R-CNN FPN base, and the levels its heads read,
 computed from the model's FPN levels. A YAML seed ``_BASE_``s the model's own
 ``<model>_fpn.yaml``, so the backbone's facts stay stated once; a LazyConfig seed starts
-from the zoo's LazyConfig and swaps its backbone.
+from the zoo's LazyConfig and swaps its backbone. The training-recipe seed imports the
+model's Mask R-CNN LazyConfig seed and trains it as ViTDet trains its ViTs
+(:data:`VITDET_RECIPES`).
 
 Pure data and small pure functions: no torch, no timm, no detectron2.
 """
@@ -21,9 +23,12 @@ __all__ = [
     "FORMATS",
     "REQUEST_PATTERN",
     "TASKS",
+    "Recipe",
     "Task",
     "TaskLevels",
+    "VITDET_RECIPES",
     "check_model_takes",
+    "checkpoint_in_recipe",
     "check_request",
     "parse_request",
     "request",
@@ -31,6 +36,7 @@ __all__ = [
     "seed_file",
     "seed_path",
     "task_levels",
+    "training_recipe",
 ]
 
 FORMATS = ("yaml", "py")
@@ -108,6 +114,12 @@ TASKS: Dict[str, Task] = {
             zoo_py="new_baselines/mask_rcnn_R_50_FPN_100ep_LSJ.py",
         ),
         Task(
+            "mask_rcnn_vitdet",
+            "Mask R-CNN trained with ViTDet's recipe (AdamW, layer-wise lr decay, drop path)",
+            "rcnn",
+            zoo_py="new_baselines/mask_rcnn_R_50_FPN_100ep_LSJ.py",
+        ),
+        Task(
             "panoptic_fpn",
             "Panoptic FPN (instances and stuff)",
             "rcnn",
@@ -129,6 +141,44 @@ TASKS: Dict[str, Task] = {
         ),
     )
 }
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """ViTDet's training recipe for one depth of ViT (detectron2's
+    ``projects/ViTDet/configs/COCO/mask_rcnn_vitdet_{b,l,h}_100ep.py``), on top of the LSJ
+    recipe the Mask R-CNN seed has (1024 squares, 100 epochs, mixed precision)."""
+
+    name: str
+    blocks: int  # the depth of that ViT
+    lr_decay: float
+    drop_path_rate: float
+
+
+#: ViT-B, ViT-L and ViT-H; the AdamW and schedule they share are the template's.
+VITDET_RECIPES = (
+    Recipe("ViT-B", 12, 0.7, 0.1),
+    Recipe("ViT-L", 24, 0.8, 0.4),
+    Recipe("ViT-H", 32, 0.9, 0.5),
+)
+
+
+def training_recipe(spec: ModelSpec) -> Recipe:
+    """ViTDet's recipe for the first of its ViTs at least as deep as ``spec``: the depth is
+    timm's layering less the stem's layer (ViT-B has 13 layers: the patch embedding and 12
+    blocks), so the stem's lr factor ``lr_decay ** depth`` stays where ViTDet put it. A
+    model timm gives no layering gets ViT-B's."""
+    depth = spec.facts.num_layers - 1
+    return next((recipe for recipe in VITDET_RECIPES if depth <= recipe.blocks), VITDET_RECIPES[-1])
+
+
+def checkpoint_in_recipe(spec: ModelSpec) -> bool:
+    """Whether the recipe seed checkpoints activations: a single-scale model built at one
+    size mixes every token of the 64x64 grid of a 1024 square in every block (global
+    attention with position tables sized for it, or token mixing). Measured by tools/dev/bench_memory.py (one Mask R-CNN step on one
+    1024 square, CPU): beit_base_patch16_224 17.5 GB without, 6.2 GB with;
+    vit_base_patch16_224 (global attention, no position bias) 5.0 GB without."""
+    return spec.pyramid == "simple" and spec.facts.fixed_input_size
 
 
 #: DeepLab's output stride: the coarsest level dilated to stride 16.

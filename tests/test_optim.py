@@ -190,3 +190,77 @@ def test_decay_on_detectron2s_own_backbone_is_refused():
     cfg.merge_from_list(["MODEL.DEVICE", "cpu", "MODEL.WEIGHTS", "", "SOLVER.BACKBONE_LR_DECAY", "0.7"])
     with pytest.raises(ValueError, match="BACKBONE_LR_DECAY: 0.7 needs a generated backbone"):
         train_net.Trainer.build_optimizer(cfg, build_model(cfg))
+
+
+# ------------------------------------------------------ the ViTDet recipe seed (mask_rcnn_vitdet)
+
+#: A ViT of ViT-B's depth recipe (any input size: no checkpointing) and a single-scale model
+#: built at one size (checkpointing on), each with drop path and timm's layering.
+RECIPE_CASES = [("vit_tiny_patch16_224", "vision_transformer", False), ("beit_base_patch16_224", "beit", True)]
+
+
+def _recipe_seed(tmp_path, model):
+    """The recipe seed as `d2timm-gen seed MODEL --task mask_rcnn_vitdet` renders it, beside
+    the Mask R-CNN seed it imports, loaded as LazyConfig loads it."""
+    from generator.render import render_seeds, render_task_seed
+    from generator.spec import ModelFacts, make_spec
+    from tests.helpers import load_lazy_config
+
+    spec = make_spec(ModelFacts.from_dict(manifest_of(ROOT / "generated")["models"][model]["facts"]))
+    seeds = {**render_seeds(spec, "generated"), **render_task_seed(spec, "mask_rcnn_vitdet", "py", "generated")}
+    for path, text in seeds.items():
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_text(text)
+    return load_lazy_config(tmp_path / spec.family / f"{model}_mask_rcnn_vitdet.py")
+
+
+@pytest.mark.parametrize("model, family, checkpointed", RECIPE_CASES, ids=[m for m, _, _ in RECIPE_CASES])
+def test_the_recipe_seed_trains_as_vitdet_does(tmp_path, model, family, checkpointed):
+    """ViTDet's ViT-B recipe through the seed, as tools/train_net.py instantiates it: AdamW
+    at 1e-4 with weight decay 0.1, each parameter's lr by ViTDet's rule for 12 blocks and
+    0.7, no weight decay for norms and for what timm's no_weight_decay() names, drop path
+    0.1 in the backbone, checkpointing where the seed says, timm's weights."""
+    from detectron2.config import instantiate
+    from detectron2.solver.build import get_default_optimizer_params
+    from timm.layers import DropPath
+
+    cfg = _recipe_seed(tmp_path, model)
+    assert cfg.model.backbone.bottom_up.pretrained is True
+    cfg.model.backbone.bottom_up.pretrained = False  # no hub on this machine
+    with skip_meta_init(), torch.device("meta"):
+        net = instantiate(cfg.model)
+    cfg.optimizer.params.model = net
+    optimizer = instantiate(cfg.optimizer)
+    assert isinstance(optimizer, torch.optim.AdamW) and optimizer.defaults["betas"] == (0.9, 0.999)
+
+    cls = type(net.backbone.bottom_up)
+    classifier = _timm_classifier(cls)
+    depth = len(classifier.blocks)
+    assert depth == 12
+    exempt = {f"backbone.bottom_up.body.model.{n}" for n in classifier.no_weight_decay()}
+    exempt &= {n for n, _ in net.named_parameters()}
+    assert exempt, "timm exempts the position embedding or the class token"
+    groups = get_default_optimizer_params(net, base_lr=1e-4, weight_decay=0.1, weight_decay_norm=0.0)
+    detectron2s = _per_parameter(net, torch.optim.AdamW(groups))
+    got = _per_parameter(net, optimizer)
+    assert set(got) == set(detectron2s)
+    for name, (lr, weight_decay) in got.items():
+        assert lr == pytest.approx(1e-4 * _vitdet_rule(name, depth, 0.7), rel=1e-9), name
+        assert weight_decay == (0.0 if name in exempt else detectron2s[name][1]), name
+
+    rates = [m.drop_prob for m in net.backbone.bottom_up.modules() if isinstance(m, DropPath)]
+    assert rates and max(rates) == pytest.approx(0.1)  # timm: linear from 0 at the first block
+    assert (net.backbone.bottom_up.checkpointed_blocks > 0) == checkpointed
+
+    schedule = instantiate(cfg.lr_multiplier)
+    assert schedule(0.0) == pytest.approx(0.001) and schedule(0.5) == 1.0 and schedule(0.99) == pytest.approx(0.01)
+
+
+def test_the_recipe_follows_vitdets_depths():
+    from generator.spec import ModelFacts, make_spec
+    from generator.tasks import training_recipe
+
+    models = manifest_of(ROOT / "generated")["models"]
+    recipe = {name: training_recipe(make_spec(ModelFacts.from_dict(models[name]["facts"]))) for name in
+              ("vit_base_patch16_224", "vit_large_patch16_224", "vit_huge_patch14_224", "poolformer_s12")}  # fmt: skip
+    assert [(r.lr_decay, r.drop_path_rate) for r in recipe.values()] == [(0.7, 0.1), (0.8, 0.4), (0.9, 0.5), (0.7, 0.1)]

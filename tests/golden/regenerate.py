@@ -6,7 +6,7 @@
 The inputs are the hand-written :class:`~generator.spec.ModelFacts` in ``specs/``. They
 go through the same steps as a real generation minus introspection and the manifest
 (whose tool versions would make the goldens change with every black or timm upgrade):
-``make_spec`` -> ``render_package`` / ``render_model`` / ``render_seeds`` /
+``make_spec`` -> ``render_package`` / ``render_model`` / ``render_seeds`` / ``render_recipe_seed`` /
 ``render_support`` / ``render_base_configs`` -> ``format_file``. A spec that
 ``make_spec`` rejects is listed as excluded in ``SUPPORT.md``, as the pipeline does.
 
@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Dict, List, Tuple
 
 from generator.formatting import format_file
-from generator.render import render_base_configs, render_package, render_seeds, render_support
+from generator.render import render_base_configs, render_package, render_recipe_seed, render_seeds, render_support
+from generator.tasks import seed_path
 from generator.spec import ModelFacts, ModelSpec, SpecError, make_spec
 
 HERE = Path(__file__).resolve().parent
@@ -72,6 +73,8 @@ def render_golden() -> Dict[str, str]:
     for spec in specs:
         for path, text in render_seeds(spec, PACKAGE).items():
             files[f"{SEED_DIR}/{path}"] = format_file(path, text)
+        recipe = seed_path(spec, "mask_rcnn_vitdet", "py")
+        files[f"{SEED_DIR}/{recipe}"] = format_file(recipe, render_recipe_seed(spec, PACKAGE))
     return dict(sorted(files.items()))
 
 
