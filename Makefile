@@ -11,7 +11,7 @@ D2_SOURCE ?= $(D2TIMM_DETECTRON2_SOURCE)
 REQUIREMENTS := requirements/torch.txt requirements/base.txt requirements/test.txt setup.py
 PYTEST_ARGS ?=
 
-.PHONY: install demo test test-all goldens generate check sweep clean
+.PHONY: install demo test test-all goldens generate check sweep sweep-shard sweep-record clean
 
 install: $(VENV)/.d2timm-requirements
 	$(PY) tools/install_detectron2.py $(if $(D2_SOURCE),--source '$(D2_SOURCE)')
@@ -54,6 +54,17 @@ SWEEP_ARGS ?=
 sweep: install
 	$(PY) tools/dev/sweep.py --jobs 2 $(SWEEP_ARGS); status=$$?; \
 	$(PY) -m generator.cli generate --jobs 2 --verified .cache/sweep/results.json && exit $$status
+
+# One of N jobs sharing the sweep (SHARD=K/N, its own RESULTS file; the weekly workflow),
+# then every shard's results-*.json recorded at once.
+SHARD ?= 1/1
+RESULTS ?= .cache/sweep/results.json
+sweep-shard: install
+	$(PY) tools/dev/sweep.py --jobs 2 --shard $(SHARD) --results $(RESULTS) $(SWEEP_ARGS)
+
+sweep-record: install
+	@test -n "$(wildcard .cache/sweep/results-*.json)" || { echo "error: no .cache/sweep/results-*.json to record" >&2; exit 2; }
+	$(PY) -m generator.cli generate --jobs 2 $(foreach f,$(sort $(wildcard .cache/sweep/results-*.json)),--verified $(f))
 
 clean:
 	rm -rf $(VENV) .pytest_cache .cache build *.egg-info

@@ -141,8 +141,9 @@ def _plan(output: Path, package: str, selection: Selection, **kwargs) -> Outcome
 @click.option(
     "--verified",
     type=click.Path(dir_okay=False, exists=True, path_type=Path),
-    default=None,
-    help="Results of tools/dev/sweep.py (JSON) to record in the manifest and show in SUPPORT.md.",
+    multiple=True,
+    help="Results of tools/dev/sweep.py (JSON) to record in the manifest and show in SUPPORT.md; "
+    "repeatable (one per --shard), each model in one file at most.",
 )
 def generate(patterns, families, output, package, jobs, fresh, timeout, imports, replace, lock_timeout, verified) -> None:
     """Generate backbones for PATTERNS (globs over model names) and --family names.
@@ -158,7 +159,7 @@ def generate(patterns, families, output, package, jobs, fresh, timeout, imports,
         import_plugins(imports)
         catalog = load_catalog()
         select(catalog, patterns, families)
-        results = _read_sweep(verified) if verified else None
+        results = _read_sweeps(verified) if verified else None
         with locked(output, lock_timeout, on_wait=lambda p: click.echo(f"waiting for lock {p} ...", err=True)):
             selection = Selection(tuple(patterns), tuple(families), tuple(imports))
             outcome = _plan(
@@ -189,6 +190,18 @@ def generate(patterns, families, output, package, jobs, fresh, timeout, imports,
         f"({outcome.introspected} introspected, {outcome.cached} from the manifest cache); "
         f"{len(written)} files changed under {output} in {outcome.seconds:.1f}s"
     )
+
+
+def _read_sweeps(paths: Sequence[Path]) -> dict:
+    """The ``models`` of several sweep results files (shards): SpecError for a model in two."""
+    merged: dict = {}
+    source: dict = {}
+    for path in paths:
+        for name, result in _read_sweep(path).items():
+            if name in merged:
+                raise SpecError(f"--verified: {name} is in both {source[name]} and {path}; pass each model's results once")
+            merged[name], source[name] = result, path
+    return merged
 
 
 def _read_sweep(path: Path) -> dict:

@@ -482,10 +482,16 @@ EXPORT_STATUSES = ("ok", "failed", "n/a")
 _NUMBER = re.compile(r"(?<![A-Za-wyz_.])\d+(\.\d+)?(e[-+]?\d+)?(?![A-Za-wyz_])")
 
 
+#: Where a reason turns from the failing construct to the model's own detail: a guard's
+#: symbolic expression (torch.export), onnxruntime's status message.
+_DETAIL = re.compile(r"\b(Guard failed|Status Message)\b.*$", re.DOTALL)
+
+
 def failure_kind(reason: str) -> str:
-    """A failure's reason with its numbers replaced by ``#``: one cause, met by models of
-    other sizes, reads as one group."""
-    return _NUMBER.sub("#", reason)
+    """A failure's reason with its numbers replaced by ``#`` and the model's own detail
+    after a guard or a status message dropped: one cause, met by models of other sizes
+    and shapes, reads as one group."""
+    return _NUMBER.sub("#", _DETAIL.sub(r"\1", reason))
 
 
 def export_tallies(verified: Mapping[str, Mapping]) -> Tuple[Dict[str, Tuple[int, int, int]], List[Tuple[str, Tuple[str, ...]]]]:

@@ -13,10 +13,17 @@ import torch
 
 pytest.importorskip("onnxruntime", reason="onnxruntime is pinned in requirements/test.txt: `make install`")
 
-from tests.helpers import ROOT, generated_class  # noqa: E402
-from tests.test_backbones import SAMPLE  # noqa: E402
+from tests.helpers import ROOT, generated_class, manifest_of  # noqa: E402
 from tests.test_tasks import _seed_file, seeded  # noqa: E402,F401 (the task seeds' shared fixture)
 from tools import export  # noqa: E402
+from tools.dev import sweep  # noqa: E402
+
+#: One model per family, as the sweep picks them (the smallest), within the sweep's bound.
+FAMILY_SAMPLE = [
+    (m.name, m.family)
+    for m in sweep.family_sample(sweep.catalog(manifest_of(ROOT / "generated")))
+    if m.params <= sweep.DEFAULT_MAX_PARAMS
+]
 
 RESNET = str(ROOT / "configs" / "resnet" / "resnet18_fpn.yaml")
 SMALL = ["--size", "128x160"]
@@ -35,6 +42,15 @@ def test_a_static_export_equals_eager(tmp_path, capsys, fmt):
     assert code == 0, err
     assert output.is_file() and output.stat().st_size > 1000
     assert [line.split()[1] for line in out.splitlines() if line.startswith("1x3x128x160")] == ["p2:", "p3:", "p4:", "p5:", "p6:"]
+    assert "equal to eager within 0.0001" in out
+
+
+def test_a_simple_pyramid_over_stride_32_resizes_p2_in_the_graph_as_in_eager(tmp_path, capsys):
+    """Two transposed convolutions take a stride-32 map (vit_tiny_r_s16_p8_224) to stride 8:
+    p2 is resized to stride 4, which the traced graph must do too (it zero-padded before)."""
+    config = ROOT / "configs" / "vision_transformer_hybrid" / "vit_tiny_r_s16_p8_224_fpn.yaml"
+    code, out, err = _run(capsys, "--config-file", config, "--format", "torchscript", "--output", tmp_path / "m.ts", *SMALL)
+    assert code == 0, err
     assert "equal to eager within 0.0001" in out
 
 
@@ -188,7 +204,7 @@ KNOWN_DETECTOR_EXPORT_FAILURES = {
 
 
 def _detector_cases():
-    for model, family in SAMPLE:
+    for model, family in FAMILY_SAMPLE:
         for fmt in export.MODEL_FORMATS:
             reason = KNOWN_DETECTOR_EXPORT_FAILURES.get((model, fmt))
             marks = [pytest.mark.xfail(reason=reason, strict=True)] if reason else []
@@ -197,9 +213,9 @@ def _detector_cases():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("model, family, fmt", list(_detector_cases()))
-def test_the_sample_mask_rcnn_exports(tmp_path, capsys, model, family, fmt):
-    """The 30-family real-compute sample (tests/test_backbones.py): the whole Mask R-CNN
-    of each FPN seed through TracingAdapter, detections equal to eager."""
+def test_the_family_sample_mask_rcnn_exports(tmp_path, capsys, model, family, fmt):
+    """One model per family (the sweep's family sample up to its parameter bound): the
+    whole Mask R-CNN of each FPN seed through TracingAdapter, detections equal to eager."""
     cls = generated_class(model)
     opts = list(MODEL_OPTS)
     if cls.FIXED_INPUT_SIZE and cls.IMG_SIZE_MULTIPLE:  # built at the test size, as the seed's own rule does

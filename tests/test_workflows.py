@@ -221,15 +221,29 @@ def test_drift_pull_request_comes_from_the_latest_leg_only(drift, drift_job):
 # ------------------------------------------------------------------------------ sweep
 
 
-def test_the_sweep_runs_weekly_records_its_results_and_proposes_them():
+def test_the_sweep_runs_weekly_in_shards_records_their_results_and_proposes_them():
     sweep = _load("sweep.yml")
     on = sweep.get("on", sweep.get(True))
     assert "schedule" in on and "workflow_dispatch" in on
-    (job,) = sweep["jobs"].values()
-    runs = [step.get("run", "") for step in job["steps"]]
-    assert "make sweep" in runs
+    shards, record = sweep["jobs"]["sweep"], sweep["jobs"]["record"]
+    numbers = shards["strategy"]["matrix"]["shard"]
+    assert numbers == list(range(1, len(numbers) + 1)) and len(numbers) >= 2
+    assert shards["strategy"]["fail-fast"] is False  # a shard with a failed model stops no other
+    runs = [step.get("run", "") for step in shards["steps"]]
+    assert f"make sweep-shard SHARD=${{{{ matrix.shard }}}}/{len(numbers)} RESULTS=.cache/sweep/results-${{{{ matrix.shard }}}}.json" in runs
+    uploads = [step for step in shards["steps"] if str(step.get("uses", "")).startswith("actions/upload-artifact")]
+    assert uploads and uploads[0]["with"]["path"] == ".cache/sweep/results-${{ matrix.shard }}.json"
+    # the record job takes every shard's file, even when a shard failed
+    assert record["needs"] == "sweep" and "!cancelled()" in record["if"]
+    downloads = [step for step in record["steps"] if str(step.get("uses", "")).startswith("actions/download-artifact")]
+    assert downloads and downloads[0]["with"]["pattern"] == "sweep-results-*" and downloads[0]["with"]["path"] == ".cache/sweep"
+    assert "make sweep-record" in [step.get("run", "") for step in record["steps"]]
+    assert sum(_uses(step, "peter-evans/create-pull-request") for step in record["steps"]) == 1
     makefile = (ROOT / "Makefile").read_text()
+    shard_recipe = makefile.split("\nsweep-shard: install\n", 1)[1].split("\n\n", 1)[0]
+    assert "tools/dev/sweep.py" in shard_recipe and "--shard $(SHARD) --results $(RESULTS)" in shard_recipe
+    record_recipe = makefile.split("\nsweep-record: install\n", 1)[1].split("\n\n", 1)[0]
+    assert "$(wildcard .cache/sweep/results-*.json)" in record_recipe and "--verified $(f)" in record_recipe
+    # `make sweep` on one machine: the whole sweep, then its one results file recorded
     recipe = makefile.split("\nsweep: install\n", 1)[1].split("\n\n", 1)[0]
     assert "tools/dev/sweep.py" in recipe and "generate --jobs 2 --verified .cache/sweep/results.json" in recipe
-    uploads = [step for step in job["steps"] if str(step.get("uses", "")).startswith("actions/upload-artifact")]
-    assert uploads and uploads[0]["with"]["path"] == ".cache/sweep/results.json"

@@ -21,6 +21,10 @@ their seeds' 1024) and checks:
   within 1e-4 relative on the first image's size and, dynamic, on a batch of two at a
   size that is not a multiple of 32 (fixed-size models: n/a).
 
+``--shard K/N`` runs every N-th model from the K-th (by name), so that N jobs share the
+catalog (the weekly workflow runs four); ``d2timm-gen generate --verified`` takes each
+shard's results file.
+
 Each model runs in a worker process (``--jobs``); one that crashes its worker or runs
 past ``--timeout`` is recorded as failed with that reason, and the sweep goes on. Results
 go to ``--results`` (JSON) as each model finishes, so an interrupted sweep resumes where
@@ -66,11 +70,15 @@ VERIFIED, FAILED, NOT_RUN = "verified", "failed", "not run"
 DEFAULT_MAX_PARAMS = 100_000_000
 DEFAULT_SIZE = (256, 352)
 #: The side fixed-size models are built at (``MODEL.BACKBONE.CONFIG.IMG_SIZE``, the first
-#: multiple of their step from here), in place of their seeds' 1024: a backward pass
-#: through global attention over 64x64 tokens needs tens of GiB. Tables sized at build
+#: multiple of their step from here), in place of their seeds' 1024. Tables sized at build
 #: time for any side but the pretrained one are what an index error shows on, at 448 as
-#: at 1024; the seeds' own size is proven on the meta device by the catalog tests.
+#: at 1024; the seeds' own size is proven on the meta device by the catalog tests. At 1024
+#: a small model takes minutes on a CPU core (cait_xxs24_224: 325 s, 26 s at 448).
 DEFAULT_IMG_SIDE = 448
+#: Fixed-size models built above this side train with activation checkpointing (global
+#: attention over a 64x64 grid holds tens of GiB of activations for a backward pass); the
+#: default side, rounded up to any model's step (480 for crossvit's 240), stays below.
+CHECKPOINT_ABOVE_SIDE = 512
 DEFAULT_TIMEOUT = 900
 #: tools/export.py's --format and --dynamic for each export column of SUPPORT.md.
 EXPORT_ARGS = {
@@ -111,6 +119,27 @@ def fit_to_seed(cfg, size: Tuple[int, int], built_side: int = 0) -> Tuple[int, i
     return tuple(max(1, int(side * scale + 0.5)) for side in size)
 
 
+def build_fpn(model: str, family: str, package_root: str = str(ROOT), overrides: Sequence[str] = ()):
+    """``(cfg, backbone)``: ``model``'s FPN variant from its seed
+    ``configs/<family>/<model>_fpn.yaml`` with config ``overrides`` (KEY VALUE), random
+    weights (seed 0), in training mode."""
+    import torch
+    from detectron2.config import get_cfg
+    from detectron2.modeling import build_backbone
+
+    if package_root not in sys.path:
+        sys.path.insert(0, package_root)
+    import generated
+
+    cfg = get_cfg()
+    generated.add_timm_config(cfg)
+    cfg.merge_from_file(str(Path(package_root) / "configs" / family / f"{model}_fpn.yaml"))
+    cfg.merge_from_list(list(overrides))
+    generated.ensure_registered(cfg)
+    torch.manual_seed(0)
+    return cfg, build_backbone(cfg).train()
+
+
 def verify(
     model: str,
     family: str,
@@ -123,21 +152,9 @@ def verify(
     forward and backward at ``size``; then, with ``exports``, the export columns
     (:func:`check_exports`) on the first image's size."""
     import torch
-    from detectron2.config import get_cfg
-    from detectron2.modeling import build_backbone
     from detectron2.structures import ImageList
 
-    if package_root not in sys.path:
-        sys.path.insert(0, package_root)
-    import generated
-
-    cfg = get_cfg()
-    generated.add_timm_config(cfg)
-    cfg.merge_from_file(str(Path(package_root) / "configs" / family / f"{model}_fpn.yaml"))
-    cfg.merge_from_list(list(overrides))
-    generated.ensure_registered(cfg)
-    torch.manual_seed(0)
-    fpn = build_backbone(cfg).train()
+    cfg, fpn = build_fpn(model, family, package_root, overrides)
     plain = fpn.bottom_up
     generator = torch.Generator().manual_seed(0)
     images = [torch.randn(3, *fit_to_seed(cfg, side, plain.img_size), generator=generator) for side in (size, smaller(size))]
@@ -249,9 +266,13 @@ def _task(
 
 def build_overrides(step: int, side: int) -> Tuple[str, ...]:
     """Config overrides (KEY VALUE) that build a fixed-size model whose sides are multiples
-    of ``step`` at the first such side from ``side``; none for a model of any input size
-    (step 0)."""
-    return ("MODEL.BACKBONE.CONFIG.IMG_SIZE", str(step * -(-side // step))) if step else ()
+    of ``step`` at the first such side from ``side``, with activation checkpointing above
+    :data:`CHECKPOINT_ABOVE_SIDE`; none for a model of any input size (step 0)."""
+    if not step:
+        return ()
+    built = step * -(-side // step)
+    checkpoint = ("MODEL.BACKBONE.CONFIG.ACTIVATION_CHECKPOINT", "True") if built > CHECKPOINT_ABOVE_SIDE else ()
+    return ("MODEL.BACKBONE.CONFIG.IMG_SIZE", str(built), *checkpoint)
 
 
 def _worker_init() -> None:
@@ -405,10 +426,24 @@ def export_summary(results: Dict[str, dict]) -> List[str]:
     return lines
 
 
+def shard(text: str) -> Tuple[int, int]:
+    """``K/N`` with 1 <= K <= N, for ``--shard``."""
+    try:
+        k, n = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not K/N (such as 2/4)") from None
+    if not 1 <= k <= n:
+        raise argparse.ArgumentTypeError(f"{text!r}: K must be from 1 to N")
+    return k, n
+
+
 def argument_parser() -> argparse.ArgumentParser:
     parser = script_parser(__doc__)
     parser.add_argument("patterns", nargs="*", help="model name globs (default: the whole package)")
     parser.add_argument("--sample", action="store_true", help="only the smallest model of each family")
+    parser.add_argument("--shard", type=shard, default=(1, 1), metavar="K/N",
+                        help="only the K-th of N shards of the models (every N-th by name, from the K-th): "
+                             "parallel jobs, each with its own --results (default 1/1)")  # fmt: skip
     parser.add_argument("--max-params", type=int, default=DEFAULT_MAX_PARAMS,
                         help="models with more parameters are recorded as not run (default %(default)s)")  # fmt: skip
     parser.add_argument("--size", type=image_size, default=DEFAULT_SIZE, metavar="HxW",
@@ -460,11 +495,13 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError(f"no generated model matches {' '.join(args.patterns)}; `d2timm-gen list` shows timm's")
     if args.sample:
         models = family_sample(models)
+    k, n = args.shard
+    models = models[k - 1 :: n]
     results = read_results(args.results)
     todo = [m for m in models if args.rerun or m.name not in results]
     timm_version = manifest["versions"]["timm"]
     settings = {"size": f"{args.size[0]}x{args.size[1]}", "img_side": args.img_side, "max_params": args.max_params,
-                "timm": timm_version, "export": args.export}  # fmt: skip
+                "timm": timm_version, "export": args.export, "shard": f"{k}/{n}"}  # fmt: skip
     print(f"sweep: {len(todo)} of {len(models)} models to run ({len(models) - len(todo)} already in {args.results}); "
           f"{args.jobs} worker(s), {args.timeout:g}s each, bound {args.max_params / 1e6:.0f}M parameters", flush=True)  # fmt: skip
     start = time.perf_counter()
