@@ -193,13 +193,35 @@ def test_bad_detector_arguments_exit_2(tmp_path, capsys, args, message):
     assert not output.exists()
 
 
-#: Measured with timm 1.0.31 and torch 2.14 (strict: a fix shows as XPASS and fails the run).
+#: Measured with timm 1.0.31, torch 2.14 and onnxruntime 1.20 on one model per family, random
+#: weights, score threshold 0 (strict: a fix shows as XPASS and fails the run).
+NO_DETECTIONS = "the untrained inception_v3 Mask R-CNN detects nothing on the test image, eager too"
+#: ONNX's detections in another order: the top 100 (box, class) pairs of untrained heads,
+#: whose scores are nearly equal, differ in their classes (the cause is not established).
+ORDER = "pred_classes: {} of 100 values differ from eager"
 KNOWN_DETECTOR_EXPORT_FAILURES = {
-    ("eva02_tiny_patch14_224", "onnx"): "torch's TorchScript-based ONNX exporter writes the reshape of EVA's resampled "
-    "position embedding as [1, 1, C] for [1, -1, C]: onnxruntime refuses the graph",
-    ("xcit_nano_12_p16_224", "onnx"): "the ONNX graph's detections differ from eager by 6e-2 relative (onnxruntime)",
-    ("inception_v3", "onnx"): "the untrained inception_v3 Mask R-CNN detects nothing on the test image, eager too",
-    ("inception_v3", "torchscript"): "the untrained inception_v3 Mask R-CNN detects nothing on the test image, eager too",
+    ("inception_v3", "onnx"): NO_DETECTIONS,
+    ("inception_v3", "torchscript"): NO_DETECTIONS,
+    ("convmixer_768_32", "onnx"): ORDER.format(9),
+    ("cspnext_tiny", "onnx"): ORDER.format(7),
+    ("ese_vovnet19b_slim_dw", "onnx"): ORDER.format(2),
+    ("hardcorenas_b", "onnx"): ORDER.format(2),
+    ("inception_resnet_v2", "onnx"): ORDER.format(4),
+    ("lcnetv2_small", "onnx"): ORDER.format(17),
+    ("nasnetalarge", "onnx"): ORDER.format(75),  # its backbone's ONNX differs by 4e-2 too
+    ("nextvit_small", "onnx"): ORDER.format(2),
+    ("samvit_base_patch16_224", "onnx"): ORDER.format(2),
+    ("twins_svt_small", "onnx"): ORDER.format(2),
+    ("visformer_tiny", "onnx"): ORDER.format(37),
+    ("vitamin_small_224", "onnx"): ORDER.format(2),
+    ("xception41p", "onnx"): ORDER.format(2),
+    ("coat_tiny", "onnx"): "ONNX's detections differ from eager by 1.5e-3 relative",
+    ("crossvit_tiny_240", "onnx"): "ONNX's boxes differ from eager by 0.74 relative (scores and classes equal)",
+    ("iformer_t", "onnx"): "ONNX's detections differ from eager by 0.31 relative",
+    ("visformer_tiny", "torchscript"): "TorchScript's detections differ from eager by 8.3e-3 relative",
+    ("csatv2", "onnx"): "ONNX export of adaptive_avg_pool2d: input size not accessible (as its backbone's)",
+    ("halonet_h1", "onnx"): "ONNX export of Unfold: input size not accessible (as its backbone's)",
+    ("volo_d1_224", "onnx"): "TypeError inside torch's ONNX exporter (as its backbone's)",
 }
 
 
