@@ -175,9 +175,10 @@ def training_recipe(spec: ModelSpec) -> Recipe:
 def checkpoint_in_recipe(spec: ModelSpec) -> bool:
     """Whether the recipe seed checkpoints activations: a single-scale model built at one
     size mixes every token of the 64x64 grid of a 1024 square in every block (global
-    attention with position tables sized for it, or token mixing). Measured by tools/dev/bench_memory.py (one Mask R-CNN step on one
-    1024 square, CPU): beit_base_patch16_224 16.8 GB without, 6.4 GB with;
-    vit_base_patch16_224 (global attention, no position bias) 5.2 GB without."""
+    attention with position tables sized for it, or token mixing). Measured by
+    tools/dev/bench_memory.py (one Mask R-CNN step on one 1024 square, CPU):
+    beit_base_patch16_224 16.8 GB without, 6.4 GB with; vit_base_patch16_224 (global
+    attention, no position bias) 5.2 GB without."""
     return spec.pyramid == "simple" and spec.facts.fixed_input_size
 
 
