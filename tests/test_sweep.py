@@ -116,7 +116,7 @@ def test_the_family_sample_runs_on_real_tensors(model, family, overrides):
     assert entry["status"] == "verified", entry["reason"]
 
 
-#: The family sample's exports CI checks: the models up to this many parameters (25 families,
+#: The family sample's exports CI checks: the models up to this many parameters (24 families with CI_EXPORT_TOO_SLOW,
 #: about 400 s of exporting on a 2-core machine by the sweep's own timing); the others in
 #: `make test-all` and the weekly sweep.
 CI_EXPORT_MAX_PARAMS = 2_500_000
@@ -151,8 +151,15 @@ KNOWN_EXPORT_FAILURES = {
 }
 
 
+#: Family-sample models under the bound whose export columns alone exceed CI's budget:
+#: efficientvit_m0's torch.export guard failure took 153 s of a 2-core run (372 s loaded),
+#: a fifth of the CI export test; ``make test-all`` runs it.
+CI_EXPORT_TOO_SLOW = {"efficientvit_m0"}
+
+
 def _export_case(model: sweep.Model):
-    marks = [pytest.mark.slow] if model.params > CI_EXPORT_MAX_PARAMS else []
+    slow = model.params > CI_EXPORT_MAX_PARAMS or model.name in CI_EXPORT_TOO_SLOW
+    marks = [pytest.mark.slow] if slow else []
     overrides = sweep.build_overrides(model.img_size_multiple, sweep.DEFAULT_IMG_SIDE)
     return pytest.param(model.name, model.family, overrides, id=model.name, marks=marks)
 
