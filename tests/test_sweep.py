@@ -116,9 +116,8 @@ def test_the_family_sample_runs_on_real_tensors(model, family, overrides):
     assert entry["status"] == "verified", entry["reason"]
 
 
-#: The family sample's exports CI checks: the models up to this many parameters (24 families with CI_EXPORT_TOO_SLOW,
-#: about 400 s of exporting on a 2-core machine by the sweep's own timing); the others in
-#: `make test-all` and the weekly sweep.
+#: The family sample's exports CI checks: the models up to this many parameters (25 families,
+#: CI leaves out CI_EXPORT_TOO_SLOW's); the others in `make test-all` and the weekly sweep.
 CI_EXPORT_MAX_PARAMS = 2_500_000
 GUARD = "AssertionError: Guard failed"
 CEIL = "SerializeError: Failed serializing node ceil"
