@@ -23,7 +23,8 @@ its outputs are the flattened ``Instances`` fields (``pred_boxes``, ``scores``,
 ``pred_classes``, ...). The check runs the file and the eager model on ``--image`` (default:
 the first image of the shapes dataset) resized by the config's test transform, and
 requires the same number of detections, equal classes and boxes, scores and masks within
---rtol. Use ``MODEL.ROI_HEADS.SCORE_THRESH_TEST 0.0`` (or the LazyConfig key) to compare many
+--rtol, each eager detection paired with the file's that matches it whatever their order
+(near-tied scores may rank differently). Use ``MODEL.ROI_HEADS.SCORE_THRESH_TEST 0.0`` (or the LazyConfig key) to compare many
 boxes of an untrained model.
 
 Exit codes: 0 exported and equal within --rtol; 1 the export failed (the message names
@@ -249,12 +250,15 @@ def seeded_image(size: Tuple[int, int], batch: int = 1) -> torch.Tensor:
 def compare(module, run, image) -> Dict[str, Tuple[float, float]]:
     """Largest absolute and relative difference per output, file vs eager, on ``image``;
     shapes (the number of detections) and integer outputs (classes, image size) must be
-    equal."""
+    equal. A :class:`Detector`'s detections are compared as sets: each eager detection
+    with the file's that matches it (:func:`match_detections`), whatever their order."""
     import numpy as np
 
     with torch.no_grad():
         eager = [t.numpy() for t in module(image)]
     exported = run(image)
+    if isinstance(module, Detector):
+        exported = match_detections(module.names, exported, eager)
     diffs = {}
     for name, a, b in zip(module.names, exported, eager):
         if a.shape != b.shape:
@@ -378,6 +382,47 @@ class Detector(nn.Module):
 
     def forward(self, image):
         return self.adapter(image)
+
+
+#: The per-detection outputs :func:`match_detections` pairs detections by; every other
+#: per-detection output (masks, keypoints) follows the pairing.
+MATCH_KEYS = ("pred_classes", "pred_boxes", "scores")
+
+
+def match_detections(names: Sequence[str], exported: Sequence, eager: Sequence) -> list:
+    """The file's detections reordered to pair with eager's, one to one.
+
+    A detector sorts its detections by score; where scores tie to within float error (an
+    untrained head scores everything alike), eager and the file may rank the same boxes
+    differently, and comparing by position would report that as a difference. Each eager
+    detection, in order, takes the unpaired detection of the file of the same class whose
+    box and score are nearest (largest absolute difference); every per-detection output
+    (one row per detection) is permuted alike. A detection of the file with no counterpart
+    still pairs with its nearest, so a real difference stays a difference in the check.
+    """
+    import numpy as np
+
+    fields = {name: i for i, name in enumerate(names)}
+    if not all(key in fields for key in MATCH_KEYS):  # not one image's Instances
+        return list(exported)
+    count = len(eager[fields["scores"]])
+    rows = {i for i, name in enumerate(names) if name != "image_size"}
+    if any(exported[i].shape[:1] != eager[i].shape[:1] for i in rows):
+        return list(exported)  # compare reports the shapes
+
+    def boxes_and_scores(outputs):  # one row per detection
+        box, score = outputs[fields["pred_boxes"]], outputs[fields["scores"]]
+        return np.concatenate([box.reshape(count, -1), score.reshape(count, 1)], 1).astype(np.float64)
+
+    distance = np.abs(boxes_and_scores(eager)[:, None] - boxes_and_scores(exported)[None]).max(-1)
+    same_class = eager[fields["pred_classes"]][:, None] == exported[fields["pred_classes"]][None]
+    order, free = [], np.ones(count, dtype=bool)
+    for j in range(count):
+        candidates = free & same_class[j] if (free & same_class[j]).any() else free
+        i = int(np.argmin(np.where(candidates, distance[j], np.inf)))
+        order.append(i)
+        free[i] = False
+    return [a[order] if i in rows else a for i, a in enumerate(exported)]
 
 
 def export_detector(module: "Detector", image, fmt: str, output: str) -> None:
