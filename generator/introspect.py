@@ -257,6 +257,24 @@ def _shape_only_mode():
         directions = 2 if bidirectional else 1
         return x.new_empty((*x.shape[:-1], directions * hx[0].shape[-1])), torch.empty_like(hx[0]), torch.empty_like(hx[1])
 
+    def interpolate(x, size=None, scale_factor=None, mode="nearest", align_corners=None, *args, **kwargs):
+        """F.interpolate of an N x C x H x W map (FPN's top-down path, a segmentation head's
+        upsampling): (N, C, *size), or floor(side * scale) per side as torch computes it."""
+        if x.dim() != 4 or not x.is_contiguous() or mode not in ("nearest", "nearest-exact", "bilinear", "bicubic"):
+            return None
+        if (size is None) == (scale_factor is None) or (align_corners is not None and mode.startswith("nearest")):
+            return None
+        if size is not None:
+            sides = tuple(size) if isinstance(size, (tuple, list)) else (size, size)
+        else:
+            scales = tuple(scale_factor) if isinstance(scale_factor, (tuple, list)) else (scale_factor, scale_factor)
+            if len(scales) != 2 or not all(isinstance(s, (int, float)) and not isinstance(s, bool) for s in scales):
+                return None
+            sides = tuple(math.floor(float(n) * float(s)) for n, s in zip(x.shape[2:], scales))
+        if len(sides) != 2 or not all(type(n) is int and n > 0 for n in sides):
+            return None
+        return x.new_empty((*x.shape[:2], *sides))
+
     elementwise = (
         F.relu, F.relu6, F.gelu, F.silu, F.mish, F.hardswish, F.hardsigmoid, F.sigmoid, F.elu,
         F.leaky_relu, F.dropout, torch.sigmoid, torch.tanh,
@@ -273,6 +291,7 @@ def _shape_only_mode():
         F.group_norm: group_norm,
         F.linear: linear,
         F.scaled_dot_product_attention: attention,
+        F.interpolate: interpolate,
         torch._VF.lstm: lstm,
     }
 

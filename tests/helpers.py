@@ -362,6 +362,23 @@ def shape_only():
     return _shape_only_mode()
 
 
+def memoize_meta_forward(module) -> None:
+    """``module``'s forward computed once per input shape. On the meta device its outputs
+    depend on the input's shape alone; the catalog probe runs one bottom-up through the plain
+    variant and the FPN (the DETR batch), and through RetinaNet's and Panoptic FPN's necks at
+    one test size, each pair at the same shape."""
+    forward = module.forward
+    outputs = {}
+
+    def memoized(x):
+        key = (tuple(x.shape), x.stride(), x.dtype, x.device.type)
+        if key not in outputs:
+            outputs[key] = forward(x)
+        return outputs[key]
+
+    module.forward = memoized
+
+
 def probe_catalog_model(model: str, family: str, root: Path = ROOT, package: str = "generated") -> None:
     """Check ``model`` the way a user's detector runs it, on the meta device.
 
@@ -422,6 +439,8 @@ def probe_catalog_model(model: str, family: str, root: Path = ROOT, package: str
                 assert {n: tuple(t.shape) for n, t in maps.items()} == expect(shapes, *padded), (model, size, padded)
                 if not plain.INPUT_PAD and fpn.size_divisibility % plain.size_divisibility == 0:
                     assert seen == [padded], f"{model}: detectron2 padded to {padded}, the backbone padded again to {seen}"
+            if device == "meta":  # from here on, each size is seen twice: compute it once
+                memoize_meta_forward(plain)
             # DETR-style: pad only to the batch's largest image
             sizes = [not_a_multiple(config_test_size(cfg, size)) for size in DETR_BATCH]
             images = ImageList.from_tensors([torch.zeros(3, h, w, device=device) for h, w in sizes])
