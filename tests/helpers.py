@@ -8,6 +8,7 @@ per test session, across pytest-xdist workers, by :func:`shared_dir`.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -227,6 +228,30 @@ def strided(*strides: int):
 # ------------------------------------------------------------------------- detectron2
 
 
+@functools.lru_cache(maxsize=None)
+def _parsed_yaml(text: str):
+    import yaml
+
+    return yaml.load(text, Loader=yaml.SafeLoader)  # what yaml.safe_load does, unpatched
+
+
+@contextlib.contextmanager
+def yaml_parsed_once():
+    """detectron2's ``merge_from_file`` with each YAML text parsed once per process (a copy
+    each time, as fvcore merges into what it loaded): the catalog reads each model's seeds
+    and the bases they share four times."""
+    import copy
+    from unittest import mock
+
+    import fvcore.common.config as fvcore_config
+
+    def safe_load(stream):
+        return copy.deepcopy(_parsed_yaml(stream.read() if hasattr(stream, "read") else stream))
+
+    with mock.patch.object(fvcore_config.yaml, "safe_load", safe_load):
+        yield
+
+
 def model_config(
     model: str,
     family: str,
@@ -245,7 +270,8 @@ def model_config(
     generated = importlib.import_module(package)
     cfg = get_cfg()
     generated.add_timm_config(cfg)
-    cfg.merge_from_file(str(Path(root) / "configs" / family / f"{model}{'_fpn' if fpn else ''}.yaml"))
+    with yaml_parsed_once():
+        cfg.merge_from_file(str(Path(root) / "configs" / family / f"{model}{'_fpn' if fpn else ''}.yaml"))
     if overrides:
         cfg.merge_from_list([str(v) if not isinstance(v, str) else v for v in overrides])
     if register:
@@ -494,7 +520,8 @@ def task_seed_config(model: str, family: str, task: str, root: Path = ROOT, pack
     with tempfile.TemporaryDirectory() as scratch:
         seed = Path(scratch) / Path(path).name
         seed.write_text(text)
-        cfg.merge_from_file(str(seed))
+        with yaml_parsed_once():
+            cfg.merge_from_file(str(seed))
     if overrides:
         cfg.merge_from_list([str(v) if not isinstance(v, str) else v for v in overrides])
     return cfg
