@@ -24,8 +24,8 @@ its outputs are the flattened ``Instances`` fields (``pred_boxes``, ``scores``,
 the first image of the shapes dataset) resized by the config's test transform, and
 requires the same number of detections, equal classes and boxes, scores and masks within
 --rtol, each eager detection paired with the file's that matches it whatever their order
-(near-tied scores may rank differently). Use ``MODEL.ROI_HEADS.SCORE_THRESH_TEST 0.0`` (or the LazyConfig key) to compare many
-boxes of an untrained model.
+(near-tied scores may rank differently). Use ``MODEL.ROI_HEADS.SCORE_THRESH_TEST 0.0`` (or
+the LazyConfig key) to compare many boxes of an untrained model.
 
 Exit codes: 0 exported and equal within --rtol; 1 the export failed (the message names
 the operator or construct) or the reloaded file differs from eager; 2 bad arguments.
