@@ -116,9 +116,11 @@ def test_the_family_sample_runs_on_real_tensors(model, family, overrides):
     assert entry["status"] == "verified", entry["reason"]
 
 
-#: The family sample's exports CI checks: the models up to this many parameters (25 families,
-#: CI leaves out CI_EXPORT_TOO_SLOW's); the others in `make test-all` and the weekly sweep.
-CI_EXPORT_MAX_PARAMS = 2_500_000
+#: The family sample's exports CI checks: the models up to this many parameters (16 families,
+#: CI leaves out CI_EXPORT_TOO_SLOW's); the others in `make test-all` and the weekly sweep. An
+#: export check takes 3 to 21 s a model on 2 cores (torch.export's reload, sympy parsing its
+#: symbolic shapes, is a third of it); the 8 families between 1M and 2.5M took 122 s of CI.
+CI_EXPORT_MAX_PARAMS = 1_000_000
 GUARD = "AssertionError: Guard failed"
 CEIL = "SerializeError: Failed serializing node ceil"
 #: What the sweep's export columns found in the family sample (timm 1.0.31, torch 2.14,
@@ -151,10 +153,10 @@ KNOWN_EXPORT_FAILURES = {
 
 
 #: Family-sample models under the bound whose export columns alone exceed CI's budget, each
-#: a known torch.export failure that takes minutes to fail: efficientvit_m0's guard failure
-#: took 153 s of a 2-core run (372 s loaded), mobilevit_xxs's ceil 81 s (the next slowest
-#: model of the CI export test took 28 s); ``make test-all`` runs them.
-CI_EXPORT_TOO_SLOW = {"efficientvit_m0", "mobilevit_xxs"}
+#: a known torch.export failure that takes minutes to fail: mobilevit_xxs's ceil took 81 s of
+#: a 2-core run (the next slowest model of the CI export test took 21 s); ``make test-all``
+#: runs it, and efficientvit_m0 (above the bound; its guard failure took 153 s).
+CI_EXPORT_TOO_SLOW = {"mobilevit_xxs"}
 
 
 def _export_case(model: sweep.Model):
