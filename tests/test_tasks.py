@@ -6,13 +6,14 @@
 - the seeds of ``d2timm-gen seed MODEL --task TASK`` hold exactly the zoo config's keys,
   but for the backbone's and the levels the model gives (compared key by key with the
   zoo config itself);
-- for a sample of families, every task builds from its seed (YAML and LazyConfig), trains
-  one step and infers at a size that is not a multiple of 32, through detectron2's own
-  ``build_model`` / ``instantiate``; panoptic and semantic outputs have the input's size;
+- for a sample of five models, each with every task once (each format of a task with two
+  models or more), the task builds from its seed (YAML or LazyConfig), trains one step and
+  infers at a size that is not a multiple of 32, through detectron2's own ``build_model``
+  / ``instantiate``; panoptic and semantic outputs have the input's size;
 - the CLI: unknown tasks and models exit 2 and write nothing; an edited seed is kept.
 
 The whole catalog on the meta device (RetinaNet and Panoptic FPN from their seeds) is in
-tests/test_catalog.py, through :func:`tests.helpers.probe_task_seeds`.
+tests/test_catalog.py, through :func:`tests.helpers.probe_task_seed`.
 """
 
 from __future__ import annotations
@@ -35,7 +36,6 @@ TASK_SAMPLE = [
     ("deit_tiny_patch16_224", "deit"),
     ("levit_128s", "levit"),
 ]
-TRAIN_CASES = [pytest.param(model, family, id=model) for model, family in TASK_SAMPLE]
 YAML_TASKS = ["cascade_mask_rcnn", "faster_rcnn", "keypoint_rcnn", "lvis_mask_rcnn", "mask_rcnn",
               "panoptic_fpn", "retinanet", "semantic_fpn"]  # fmt: skip
 PY_TASKS = ["fcos", "keypoint_rcnn", "mask_rcnn", "mask_rcnn_vitdet", "panoptic_fpn", "retinanet"]
@@ -333,8 +333,36 @@ def _sizes(net):
     return not_a_multiple((256, 352)), not_a_multiple((224, 288))
 
 
-@pytest.mark.parametrize("task, fmt", [(t, "yaml") for t in YAML_TASKS] + [(t, "py") for t in PY_TASKS])
-@pytest.mark.parametrize("model, family", TRAIN_CASES)
+def _train_cases():
+    """Every model of :data:`TASK_SAMPLE` with every task once: a task seeded in one format
+    in that format, a task seeded in both in YAML for every other model and in LazyConfig
+    for the rest (each format of it then trains with two or three of the five models). The
+    heads are the same in both formats; what a seed's format changes, its keys and its build
+    path, is compared key by key above and built for every family below."""
+    both = [task for task in YAML_TASKS if task in PY_TASKS]
+    cases = []
+    for index, (model, family) in enumerate(TASK_SAMPLE):
+        for task in sorted(set(YAML_TASKS) | set(PY_TASKS)):
+            if task in both:
+                fmt = ("yaml", "py")[(index + both.index(task)) % 2]
+            else:
+                fmt = "yaml" if task in YAML_TASKS else "py"
+            cases.append(pytest.param(model, family, task, fmt, id=f"{model}-{task}-{fmt}"))
+    return cases
+
+
+TRAIN_CASES = _train_cases()
+
+
+def test_the_training_cases_cover_every_model_task_and_format():
+    pairs = [tuple(case.values) for case in TRAIN_CASES]
+    assert sorted((m, t) for m, _, t, _ in pairs) == sorted({(m, t) for m, _ in TASK_SAMPLE for t in YAML_TASKS + PY_TASKS})
+    seeded = [(t, "yaml") for t in YAML_TASKS] + [(t, "py") for t in PY_TASKS]
+    for task, fmt in seeded:
+        assert sum((t, f) == (task, fmt) for _, _, t, f in pairs) >= 2, (task, fmt)
+
+
+@pytest.mark.parametrize("model, family, task, fmt", TRAIN_CASES)
 def test_every_task_trains_and_infers_from_its_seed(seeded, model, family, task, fmt):
     net, heads, keypoints, segmentation = _build(seeded, model, family, task, fmt)
     assert type(net.backbone.bottom_up).TIMM_MODEL == model
