@@ -7,18 +7,28 @@ COCO's sizes go through the YAML's own test resize and the model's own
 ``preprocess_image``, and a DETR-style batch is padded only to its largest image; the maps
 must be exactly what the YAML declares, for whatever size the client computed (see
 :func:`tests.helpers.probe_catalog_model`). RetinaNet (P3-P7) and Panoptic FPN are built
-from each model's `d2timm-gen seed` YAML the same way, around the same bottom-up, their
-heads run on the levels they read and the semantic map comes back at the image's size
-(:func:`tests.helpers.probe_task_seed`). Every model must also run at the resolution
-detectors train at, or say why it cannot. pytest-xdist spreads the models over the CI
-machine's cores.
+from `d2timm-gen seed` YAMLs the same way, around the same bottom-up, their heads run on
+the levels they read and the semantic map comes back at the image's size
+(:func:`tests.helpers.probe_task_seed`), for one model of each signature: what the necks
+and heads see of a backbone (:func:`tests.helpers.task_probe_signature`). Every model must
+also run at the resolution detectors train at, or say why it cannot. pytest-xdist spreads
+the models over the CI machine's cores.
 """
 
 from __future__ import annotations
 
 import pytest
 
-from tests.helpers import MANIFEST, ROOT, load_json, probe_catalog_model, repo_models, config_test_size
+from tests.helpers import (
+    CATALOG_TASKS,
+    MANIFEST,
+    ROOT,
+    config_test_size,
+    load_json,
+    probe_catalog_model,
+    repo_models,
+    task_probe_models,
+)
 
 MODELS = repo_models()
 MANIFEST_DATA = load_json(MANIFEST)
@@ -78,6 +88,23 @@ def test_the_catalog_runs_at_detection_resolution():
         assert reason in support.replace("\\|", "|"), model
 
 
+TASKS = task_probe_models(MODELS)
+
+
+def test_the_task_probes_cover_every_task_and_signature():
+    from tests.helpers import task_probe_signature
+
+    chosen = {(model, task) for model, tasks in TASKS.items() for task in tasks}
+    signatures = {task_probe_signature(model, family, task) for model, family in MODELS for task in CATALOG_TASKS}
+    assert len(chosen) == len(signatures) and {task for _, task in chosen} == set(CATALOG_TASKS)
+    # channels are timm's side (checked for every model); strides and input rules the heads'
+    same = [("resnet18", "resnet"), ("resnet50", "resnet")]
+    other = [("resnet18", "resnet"), ("levit_128s", "levit"), ("deit_tiny_patch16_224", "deit")]
+    for task in CATALOG_TASKS:
+        assert len({task_probe_signature(m, f, task) for m, f in same}) == 1
+        assert len({task_probe_signature(m, f, task) for m, f in other}) == len(other)
+
+
 @pytest.mark.parametrize("model, family", MODELS, ids=[name for name, _ in MODELS])
 def test_catalog_model(model, family):
-    probe_catalog_model(model, family)
+    probe_catalog_model(model, family, tasks=TASKS[model])
