@@ -77,6 +77,49 @@ def test_checkpointing_keeps_the_parameter_names():
     assert list(plain.state_dict()) == list(checkpointed.state_dict())
 
 
+def _index_tables(module):
+    """(module path, name, tensor) of every integer buffer registered as not persistent."""
+    return [
+        (path, name, sub._buffers[name])
+        for path, sub in module.named_modules()
+        for name in sorted(sub._non_persistent_buffers_set)
+        if sub._buffers.get(name) is not None and not sub._buffers[name].is_floating_point()
+    ]
+
+
+def test_equal_index_tables_are_held_once_also_after_a_move():
+    cfg = model_config("beit_base_patch16_224", "beit", fpn=False, overrides=["MODEL.BACKBONE.CONFIG.IMG_SIZE", "256"])
+    backbone = build_backbone(cfg, "cpu")
+    blocks = [block for block in backbone.body.modules() if type(block).__name__ == "Attention"]
+    tables = _index_tables(backbone)
+    assert len(tables) == len(blocks) > 1 and {name for _, name, _ in tables} == {"relative_position_index"}
+    assert len({id(table) for _, _, table in tables}) == 1
+    keys = list(backbone.state_dict())
+    backbone._apply(lambda t: t.clone())  # what .to(another device) does: a copy of each buffer on its own
+    assert len({id(table) for _, _, table in _index_tables(backbone)}) == 1
+    assert list(backbone.state_dict()) == keys
+    grid = 256 // 16
+    assert tables[0][2].shape == (grid * grid + 1, grid * grid + 1)
+
+
+def test_index_tables_are_shared_only_when_equal():
+    from generated.runtime.training import share_index_tables
+
+    def block(table):
+        module = torch.nn.Module()
+        module.register_buffer("index", table, persistent=False)
+        module.register_buffer("kept", table.clone())  # persistent: in the state dict, never shared
+        module.register_buffer("coords", table.float(), persistent=False)  # floating point: never shared
+        return module
+
+    first, second, third = torch.arange(6).view(2, 3), torch.arange(6).view(2, 3), torch.arange(6).view(2, 3).flip(1)
+    root = torch.nn.Sequential(block(first), block(second), block(third), block(torch.arange(6)))
+    assert share_index_tables(root) == 1
+    assert root[1].index is root[0].index and root[2].index is third and root[3].index.shape == (6,)
+    assert root[1].kept is not root[0].kept and root[1].coords is not root[0].coords
+    assert share_index_tables(root) == 0
+
+
 def test_drop_path_acts_in_training_only():
     cfg = model_config("convnext_atto", "convnext", fpn=False, overrides=["MODEL.BACKBONE.CONFIG.DROP_PATH_RATE", "0.5"])
     backbone = build_backbone(cfg, "cpu")

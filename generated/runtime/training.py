@@ -1,5 +1,6 @@
 """Training options of every generated backbone: activation checkpointing, drop path and
-the batch norm it trains with, each one rule for the whole catalog.
+the batch norm it trains with, each one rule for the whole catalog; and the one memory rule
+that is always on, index tables shared.
 
 - :func:`checkpoint_blocks`: the blocks are the elements of the outermost sequential
   containers of timm's model (``layer1``'s bottlenecks, ``stages_0.blocks``, a ViT's
@@ -12,16 +13,18 @@ the batch norm it trains with, each one rule for the whole catalog.
 - drop path: timm's ``drop_path_rate``, checked to have reached a ``DropPath`` layer.
 - :func:`convert_norm`: timm's own conversions, which keep the activation that timm fuses
   into ``BatchNormAct2d`` (torch's and detectron2's drop it).
+- :func:`share_index_tables`: the integer tables timm derives per block from the grid, equal
+  across blocks, held once.
 """
 
 import functools
-from typing import List
+from typing import Dict, List, Tuple
 
 import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-__all__ = ["NORMS", "checkpoint_blocks", "check_drop_path", "convert_norm"]
+__all__ = ["NORMS", "checkpoint_blocks", "check_drop_path", "convert_norm", "share_index_tables"]
 
 #: ``MODEL.BACKBONE.CONFIG.NORM``: as built, BatchNorm, frozen, synchronised across processes.
 NORMS = ("", "BN", "FrozenBN", "SyncBN")
@@ -80,3 +83,39 @@ def convert_norm(model: nn.Module, norm: str, name: str) -> nn.Module:
 
         return convert_sync_batchnorm(model)
     return model
+
+
+def share_index_tables(root: nn.Module) -> int:
+    """Make equal index tables one tensor; returns how many buffers now use another's.
+
+    An index table is an integer buffer registered with ``persistent=False``: derived from
+    the grid, never learned, not in the state dict (so no checkpoint changes). timm builds
+    one per block, and blocks over the same grid build equal ones: BEiT's relative-position
+    index over the 4096 tokens of a 1024 square is 4097 x 4097 int64, 134 MB a block and
+    1.5 GB for beit_base's 12 blocks, held on the GPU beside the activations. timm rewrites
+    a table in place only with its block's own grid (``_init_buffers``), which is the
+    same for every block sharing it. ``.to(device)`` copies each buffer on its own, so
+    :class:`TimmBackbone` shares them again after every move (``_apply``).
+    """
+    kept: Dict[Tuple[torch.dtype, torch.device, Tuple[int, ...]], List[torch.Tensor]] = {}
+    shared = 0
+    for module in root.modules():
+        for name in sorted(module._non_persistent_buffers_set):
+            table = module._buffers.get(name)
+            if table is None or table.is_floating_point() or table.is_complex() or table.is_meta:
+                continue
+            equal = kept.setdefault((table.dtype, table.device, tuple(table.shape)), [])
+            same = next(
+                (
+                    kept_table
+                    for kept_table in equal
+                    if kept_table is table or torch.equal(kept_table, table)
+                ),
+                None,
+            )
+            if same is None:
+                equal.append(table)
+            elif same is not table:
+                module._buffers[name] = same
+                shared += 1
+    return shared

@@ -28,7 +28,7 @@ from .config import (
 from .optim import layer_lr_factor_func
 from .padding import fit_to_input, pad_to, padded_size, padding_constraints
 from .resample import GridParam
-from .training import check_drop_path, checkpoint_blocks, convert_norm
+from .training import check_drop_path, checkpoint_blocks, convert_norm, share_index_tables
 from .weights import create_timm_features
 
 __all__ = ["Feature", "TimmBackbone", "stage_partition"]
@@ -229,6 +229,7 @@ class TimmBackbone(Backbone):
             drop_path_rate=float(drop_path_rate or 0.0),
         )
         self._check_timm_matches(selected)
+        share_index_tables(self.body)
         check_drop_path(self.body, float(drop_path_rate or 0.0), self.TIMM_MODEL)
         self._remove_layers(remove_layers)
         self.body = convert_norm(self.body, norm or "", self.TIMM_MODEL)
@@ -245,6 +246,13 @@ class TimmBackbone(Backbone):
     @classmethod
     def from_config(cls, cfg, input_shape=None):
         return backbone_kwargs_from_config(cls, cfg, input_shape)
+
+    def _apply(self, fn, *args, **kwargs):
+        """Moves and casts (``.to``, ``.cuda``) copy each buffer on its own: share the equal
+        index tables again (``runtime/training.py``)."""
+        super()._apply(fn, *args, **kwargs)
+        share_index_tables(self.body)
+        return self
 
     @classmethod
     def feature_shapes(
