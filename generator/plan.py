@@ -191,6 +191,11 @@ def verification_records(
             "spec": digests[name],
             "timm": str(result.get("timm", "")),
         }
+        side = result.get("img_size", 0)
+        if isinstance(side, bool) or not isinstance(side, int) or side < 0:
+            raise SpecError(f"verification of {name}: img_size {side!r} is not a side in pixels")
+        if side:
+            records[name]["img_size"] = side
         if result.get("export"):
             records[name]["export"] = _export_record(name, result["export"])
     return dict(sorted(records.items()))

@@ -531,6 +531,12 @@ def render_support(
     for family, _ in excluded.values():
         counts.setdefault(family, [0, 0, 0, 0])[1] += 1
     statuses = [record["status"] for record in verified.values()]
+    fixed_sides = [0, 0, 0]  # verified fixed-size models: at their seeds' side, at another, side not recorded
+    for spec in specs:
+        record = verified.get(spec.name, {})
+        if spec.facts.img_size and record.get("status") == "verified":
+            side = record.get("img_size", 0)
+            fixed_sides[0 if side == spec.facts.img_size else 1 if side else 2] += 1
     dilated: Dict[str, list] = {}  # family: takes 16, takes 8, names
     for spec in specs:
         if spec.facts.output_strides:
@@ -565,5 +571,6 @@ def render_support(
         families=sorted((family, tuple(pair)) for family, pair in counts.items()),
         verified=verified,
         tally={status: statuses.count(status) for status in ("verified", "failed", "not run")},
+        fixed_sides=fixed_sides,
         timm_versions=sorted({record.get("timm", "") for record in verified.values()} - {""}),
     )

@@ -98,10 +98,16 @@ def test_a_failing_model_is_recorded_with_its_reason_and_the_sweep_exits_1(tmp_p
     assert "failed resnet18: AssertionError" in sweep.summary(results, {"models": {"resnet18": {"facts": {"family": "resnet"}}}})
 
 
+#: The side the CI samples build fixed-size models at (``--img-side 448``), where `make
+#: sweep` builds them at their seeds' 1024: tables sized at build time fail at 448 as at
+#: 1024, and at 1024 one model's step takes minutes on a CPU core (cait_xxs24_224: 325 s).
+CI_IMG_SIDE = 448
+
+
 def _ci_case(model: sweep.Model):
-    """A sample model as `make sweep` runs it (fixed-size models at its IMG_SIZE side)."""
+    """A sample model as `make sweep --img-side 448` runs it."""
     marks = [pytest.mark.slow] if model.params > CI_MAX_PARAMS else []
-    overrides = sweep.build_overrides(model.img_size_multiple, sweep.DEFAULT_IMG_SIDE)
+    overrides = sweep.build_overrides(model, CI_IMG_SIDE)
     return pytest.param(model.name, model.family, overrides, id=model.name, marks=marks)
 
 
@@ -162,7 +168,7 @@ CI_EXPORT_TOO_SLOW = {"mobilevit_xxs"}
 def _export_case(model: sweep.Model):
     slow = model.params > CI_EXPORT_MAX_PARAMS or model.name in CI_EXPORT_TOO_SLOW
     marks = [pytest.mark.slow] if slow else []
-    overrides = sweep.build_overrides(model.img_size_multiple, sweep.DEFAULT_IMG_SIDE)
+    overrides = sweep.build_overrides(model, CI_IMG_SIDE)
     return pytest.param(model.name, model.family, overrides, id=model.name, marks=marks)
 
 
@@ -187,13 +193,30 @@ def test_the_family_sample_exports(model, family, overrides):
 
 
 def test_build_overrides_build_fixed_size_models_at_the_first_valid_side():
-    assert sweep.build_overrides(0, 448) == ()  # any input size: nothing to build at
-    assert sweep.build_overrides(16, 448) == ("MODEL.BACKBONE.CONFIG.IMG_SIZE", "448")
-    assert sweep.build_overrides(112, 448) == ("MODEL.BACKBONE.CONFIG.IMG_SIZE", "448")
-    assert sweep.build_overrides(96, 448) == ("MODEL.BACKBONE.CONFIG.IMG_SIZE", "480")
-    # at the seeds' 1024, with activation checkpointing
-    assert sweep.build_overrides(16, 1024) == ("MODEL.BACKBONE.CONFIG.IMG_SIZE", "1024",
-                                               "MODEL.BACKBONE.CONFIG.ACTIVATION_CHECKPOINT", "True")  # fmt: skip
+    def model(step, img_size):
+        return sweep.Model("m", "f", 1, step, img_size)
+
+    assert sweep.build_overrides(model(0, 0), 448) == ()  # any input size: nothing to build at
+    assert sweep.build_overrides(model(16, 1024), 448) == ("MODEL.BACKBONE.CONFIG.IMG_SIZE", "448")
+    assert sweep.build_overrides(model(112, 1120), 448) == ("MODEL.BACKBONE.CONFIG.IMG_SIZE", "448")
+    assert sweep.build_overrides(model(96, 1056), 448) == ("MODEL.BACKBONE.CONFIG.IMG_SIZE", "480")
+    # at a side above 512, with activation checkpointing
+    assert sweep.build_overrides(model(16, 1024), 1024) == ("MODEL.BACKBONE.CONFIG.IMG_SIZE", "1024",
+                                                            "MODEL.BACKBONE.CONFIG.ACTIVATION_CHECKPOINT", "True")  # fmt: skip
+
+
+def test_the_sweep_builds_fixed_size_models_at_their_seeds_side():
+    """`make sweep`'s default: each fixed-size model at the IMG_SIZE its seeds build it at,
+    read from the model's YAML seed, with checkpointing (every one is above 512)."""
+    import yaml
+
+    fixed = [m for m in sweep.catalog(manifest_of(ROOT / "generated")) if m.img_size_multiple]
+    assert len(fixed) > 100
+    for m in fixed:
+        seed = yaml.safe_load((ROOT / "configs" / m.family / f"{m.name}_fpn.yaml").read_text(encoding="utf-8"))
+        seed_side = seed["MODEL"]["BACKBONE"]["CONFIG"]["IMG_SIZE"]
+        assert sweep.build_overrides(m) == ("MODEL.BACKBONE.CONFIG.IMG_SIZE", str(seed_side),
+                                            "MODEL.BACKBONE.CONFIG.ACTIVATION_CHECKPOINT", "True"), m.name  # fmt: skip
 
 
 def test_the_ci_sample_covers_most_families():
@@ -214,6 +237,25 @@ def test_verification_records_keep_results_while_the_spec_is_the_same():
     assert verification_records([spec], fresh, {"other_model": {"status": "failed"}}) == fresh
     with pytest.raises(ValueError, match="status 'ok'"):
         verification_records([spec], {}, {"toy_resnet": {"status": "ok"}})
+
+
+def test_the_side_a_fixed_size_model_was_verified_at_is_recorded_and_shown():
+    from generator.render import render_support
+
+    pit, resnet = make_spec(golden_facts("pit_like")), make_spec(golden_facts("resnet_like"))
+    assert pit.facts.img_size == 1024 and not resnet.facts.img_size
+
+    def support(pit_side):
+        results = {"toy_pit": {"status": "verified", "img_size": pit_side}, "toy_resnet": {"status": "verified"}}
+        records = verification_records([pit, resnet], {}, {k: v for k, v in results.items()})
+        assert records["toy_pit"].get("img_size", 0) == pit_side and "img_size" not in records["toy_resnet"]
+        return " ".join(render_support([pit, resnet], {}, records).split())
+
+    assert "verified, 1 were built at their seeds' side, 0 at a smaller side and 0 by a sweep" in support(1024)
+    assert "verified, 0 were built at their seeds' side, 1 at a smaller side and 0 by a sweep" in support(448)
+    assert "verified, 0 were built at their seeds' side, 0 at a smaller side and 1 by a sweep" in support(0)
+    with pytest.raises(ValueError, match="img_size '448' is not a side"):
+        verification_records([pit], {}, {"toy_pit": {"status": "verified", "img_size": "448"}})
 
 
 def test_generate_verified_shows_the_sweep_in_support_md(small_copy, tmp_path):

@@ -9,8 +9,8 @@ runs a forward and a backward pass on the CPU for a batch of two images (``--siz
 one a little smaller: a small non-square detection-like size, each shrunk to fit the
 seed's test resize where that is smaller, padded as detectron2 pads a batch; two images,
 as detectron2's default of 16 images on 8 GPUs gives each, since batch norm over a 1x1
-map cannot train on one; fixed-size models built at ``--img-side``, 448, rather than
-their seeds' 1024) and checks:
+map cannot train on one; fixed-size models padded to their seeds' own side, 1024, with
+activation checkpointing, or built at ``--img-side``) and checks:
 
 - every FPN level and every level of the plain backbone under it has the declared
   channels and ``ceil(padded / stride)`` maps, with finite values;
@@ -69,15 +69,16 @@ VERIFIED, FAILED, NOT_RUN = "verified", "failed", "not run"
 #: its size take minutes and gigabytes each on a 2-core, 24 GiB machine.
 DEFAULT_MAX_PARAMS = 100_000_000
 DEFAULT_SIZE = (256, 352)
-#: The side fixed-size models are built at (``MODEL.BACKBONE.CONFIG.IMG_SIZE``, the first
-#: multiple of their step from here), in place of their seeds' 1024. Tables sized at build
-#: time for any side but the pretrained one are what an index error shows on, at 448 as
-#: at 1024; the seeds' own size is proven on the meta device by the catalog tests. At 1024
-#: a small model takes minutes on a CPU core (cait_xxs24_224: 325 s, 26 s at 448).
-DEFAULT_IMG_SIDE = 448
+#: ``--img-side`` 0: fixed-size models are built at their seeds' own side (their module's
+#: IMG_SIZE, 1024 or the first multiple of their step from it), as a user trains them. A
+#: positive side builds them at the first multiple of their step from it instead: tables
+#: sized at build time for any side but the pretrained one fail at 448 as at 1024, at a
+#: fraction of the time (cait_xxs24_224 on a CPU core: 325 s at 1024, 26 s at 448); the
+#: tests' real-tensor samples do that.
+DEFAULT_IMG_SIDE = 0
 #: Fixed-size models built above this side train with activation checkpointing (global
-#: attention over a 64x64 grid holds tens of GiB of activations for a backward pass); the
-#: default side, rounded up to any model's step (480 for crossvit's 240), stays below.
+#: attention over a 64x64 grid holds tens of GiB of activations for a backward pass);
+#: 448, rounded up to any model's step (480 for crossvit's 240), stays below.
 CHECKPOINT_ABOVE_SIDE = 512
 DEFAULT_TIMEOUT = 900
 #: tools/export.py's --format and --dynamic for each export column of SUPPORT.md.
@@ -264,13 +265,14 @@ def _task(
     return entry
 
 
-def build_overrides(step: int, side: int) -> Tuple[str, ...]:
-    """Config overrides (KEY VALUE) that build a fixed-size model whose sides are multiples
-    of ``step`` at the first such side from ``side``, with activation checkpointing above
-    :data:`CHECKPOINT_ABOVE_SIDE`; none for a model of any input size (step 0)."""
+def build_overrides(model: Model, side: int = DEFAULT_IMG_SIDE) -> Tuple[str, ...]:
+    """Config overrides (KEY VALUE) that build a fixed-size ``model`` at its seeds' side
+    (``side`` 0) or at the first multiple of its step from ``side``, with activation
+    checkpointing above :data:`CHECKPOINT_ABOVE_SIDE`; none for a model of any input size."""
+    step = model.img_size_multiple
     if not step:
         return ()
-    built = step * -(-side // step)
+    built = model.img_size if side == 0 else step * -(-side // step)
     checkpoint = ("MODEL.BACKBONE.CONFIG.ACTIVATION_CHECKPOINT", "True") if built > CHECKPOINT_ABOVE_SIDE else ()
     return ("MODEL.BACKBONE.CONFIG.IMG_SIZE", str(built), *checkpoint)
 
@@ -290,6 +292,8 @@ class Model(NamedTuple):
     params: int
     #: IMG_SIZE's step for a fixed-size model timm builds at other sizes, else 0
     img_size_multiple: int
+    #: the side its seeds build it at (IMG_SIZE), else 0
+    img_size: int = 0
 
 
 def catalog(manifest: dict) -> List[Model]:
@@ -297,7 +301,8 @@ def catalog(manifest: dict) -> List[Model]:
     models = []
     for name, spec in manifest["models"].items():
         facts = spec["facts"]
-        models.append(Model(name, facts["family"], int(facts.get("params", 0)), int(facts.get("img_size_multiple", 0))))
+        models.append(Model(name, facts["family"], int(facts.get("params", 0)), int(facts.get("img_size_multiple", 0)),
+                            int(facts.get("img_size", 0))))  # fmt: skip
     return sorted(models)
 
 
@@ -364,7 +369,7 @@ def sweep(
     width = len(str(len(runnable)))
     try:
         futures = {
-            pool.schedule(_task, args=(m.name, m.family, size, package_root, build_overrides(m.img_size_multiple, img_side),
+            pool.schedule(_task, args=(m.name, m.family, size, package_root, build_overrides(m, img_side),
                                        exports), timeout=timeout): m
             for m in runnable
         }  # fmt: skip
@@ -378,7 +383,7 @@ def sweep(
                 entry = {"status": FAILED, "reason": f"worker process died (exit code {exc.exitcode}; out of memory?)"}
             entry.update(params=model.params, timm=timm_version)
             if model.img_size_multiple:
-                entry["img_size"] = int(build_overrides(model.img_size_multiple, img_side)[1])
+                entry["img_size"] = int(build_overrides(model, img_side)[1])
             results[model.name] = entry
             save(results)
             reason = f": {entry['reason']}" if entry["status"] != VERIFIED else ""
@@ -449,7 +454,8 @@ def argument_parser() -> argparse.ArgumentParser:
     parser.add_argument("--size", type=image_size, default=DEFAULT_SIZE, metavar="HxW",
                         help="image size before detectron2's padding (default 256x352)")  # fmt: skip
     parser.add_argument("--img-side", type=int, default=DEFAULT_IMG_SIDE, metavar="SIDE",
-                        help="fixed-size models are built at the first valid side from SIDE (default %(default)s)")  # fmt: skip
+                        help="fixed-size models are built at the first valid side from SIDE; 0 (default): at their seeds' own "
+                             "side, IMG_SIZE")  # fmt: skip
     parser.add_argument("--jobs", "-j", type=int, default=1, help="worker processes (default %(default)s)")
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, help="seconds per model (default %(default)s)")
     parser.add_argument("--results", type=Path, default=DEFAULT_RESULTS, help="results JSON (default %(default)s)")
@@ -480,10 +486,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.jobs < 1 or args.timeout <= 0 or args.max_params < 0 or args.img_side < 1:
+    if args.jobs < 1 or args.timeout <= 0 or args.max_params < 0 or args.img_side < 0:
         raise UsageError(f"--jobs {args.jobs}, --timeout {args.timeout:g}, --max-params {args.max_params}, "
-                         f"--img-side {args.img_side}: --jobs and --img-side must be at least 1, --timeout positive, "
-                         "--max-params at least 0")  # fmt: skip
+                         f"--img-side {args.img_side}: --jobs must be at least 1, --timeout positive, "
+                         "--max-params and --img-side at least 0")  # fmt: skip
     manifest_path = args.package_root / "generated" / "MANIFEST.json"
     if not manifest_path.is_file():
         raise UsageError(f"no generated package at {args.package_root} (no generated/MANIFEST.json)")
