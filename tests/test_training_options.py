@@ -71,6 +71,27 @@ def test_activation_checkpointing_changes_nothing_but_memory(model, family, over
         torch.testing.assert_close(grads[name], plain_grads[name], rtol=1e-4, atol=1e-6, msg=name)
 
 
+@pytest.mark.parametrize("model, family, block_types", [
+    ("mvitv2_tiny", "mvitv2", {"MultiScaleBlock"}),  # stages in a container, each with its blocks
+    ("efficientnet_b0", "efficientnet", {"DepthwiseSeparableConv", "InvertedResidual"}),  # stages are Sequentials
+    ("eca_botnext26ts_256", "byoanet", {"BottleneckBlock", "SelfAttnBlock"}),  # a stage of two kinds of block
+    ("resnet18", "resnet", {"BasicBlock"}),
+])  # fmt: skip
+def test_checkpointing_recomputes_each_block_on_its_own(model, family, block_types):
+    """Every block of timm's model is checkpointed, alone or as the one block of its stage,
+    never two in one recomputation."""
+    cfg = model_config(model, family, fpn=False, overrides=["MODEL.BACKBONE.CONFIG.ACTIVATION_CHECKPOINT", "True"])
+    body = build_backbone(cfg, "meta").body
+    wrapped = [m for m in body.modules() if isinstance(m.__dict__.get("forward"), functools.partial)]
+    blocks = [m for m in body.modules() if type(m).__name__ in block_types]
+    assert len(blocks) > 1 and len(wrapped) == build_backbone(cfg, "meta").checkpointed_blocks
+    for block in blocks:
+        holders = [m for m in wrapped if any(inner is block for inner in m.modules())]
+        assert len(holders) == 1, f"{type(block).__name__} in {len(holders)} checkpointed modules"
+    for holder in wrapped:
+        assert sum(any(inner is b for b in blocks) for inner in holder.modules()) <= 1
+
+
 def test_checkpointing_keeps_the_parameter_names():
     plain = build_backbone(model_config("resnet18", "resnet", fpn=False), "cpu")
     checkpointed = build_backbone(model_config("resnet18", "resnet", fpn=False, overrides=["MODEL.BACKBONE.CONFIG.ACTIVATION_CHECKPOINT", "True"]), "cpu")

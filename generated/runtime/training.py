@@ -2,9 +2,11 @@
 the batch norm it trains with, each one rule for the whole catalog; and the one memory rule
 that is always on, index tables shared.
 
-- :func:`checkpoint_blocks`: the blocks are the elements of the outermost sequential
-  containers of timm's model (``layer1``'s bottlenecks, ``stages_0.blocks``, a ViT's
-  ``blocks``). Each runs under ``torch.utils.checkpoint`` (non-reentrant, so it works
+- :func:`checkpoint_blocks`: the blocks are the elements of the sequential containers of
+  timm's model that hold two modules of modules or more (``layer1``'s bottlenecks,
+  ``stages_0.blocks``, a ViT's ``blocks``), the innermost such: a container of stages
+  that hold blocks of their own (MViTv2's ``stages``, an EfficientNet's ``blocks``) is
+  entered, so that each block is one recomputation, not its whole stage. Each runs under ``torch.utils.checkpoint`` (non-reentrant, so it works
   under DistributedDataParallel and with frozen parameters) while training with
   gradients: its activations are recomputed in the backward pass instead of kept. Only
   ``forward`` is wrapped, so parameter names and checkpoints stay as they are. timm's own
@@ -31,14 +33,30 @@ NORMS = ("", "BN", "FrozenBN", "SyncBN")
 _CONTAINERS = (nn.Sequential, nn.ModuleList)
 
 
+def _composite(module: nn.Module) -> bool:
+    """A module of modules, with parameters: a block or a stage, not a bare layer."""
+    return any(True for _ in module.children()) and any(True for _ in module.parameters())
+
+
+def _holds_blocks(module: nn.Module) -> bool:
+    """A sequential container of at least two composite elements: of blocks, or of stages."""
+    return isinstance(module, _CONTAINERS) and sum(_composite(element) for element in module) >= 2
+
+
 def _blocks(root: nn.Module) -> List[nn.Module]:
-    """The elements of the outermost sequential containers under ``root``."""
+    """The blocks under ``root`` (see the module docstring)."""
     found = []
     for child in root.children():
-        if isinstance(child, _CONTAINERS) and len(child) > 0:
-            found.extend(block for block in child if any(True for _ in block.parameters()))
-        else:
-            found.extend(_blocks(child))
+        found.extend(_elements(child) if _holds_blocks(child) else _blocks(child))
+    return found
+
+
+def _elements(container: nn.Module) -> List[nn.Module]:
+    """Each element of ``container`` that has parameters, or the blocks it holds (a stage)."""
+    found = []
+    for element in container:
+        inner = _elements(element) if _holds_blocks(element) else _blocks(element)
+        found.extend(inner or ([element] if any(True for _ in element.parameters()) else []))
     return found
 
 
