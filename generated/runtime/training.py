@@ -6,9 +6,10 @@ that is always on, index tables shared.
   timm's model that hold two modules of modules or more (``layer1``'s bottlenecks,
   ``stages_0.blocks``, a ViT's ``blocks``), the innermost such: a container of stages
   that hold blocks of their own (MViTv2's ``stages``, an EfficientNet's ``blocks``) is
-  entered, so that each block is one recomputation, not its whole stage. Each runs under ``torch.utils.checkpoint`` (non-reentrant, so it works
-  under DistributedDataParallel and with frozen parameters) while training with
-  gradients: its activations are recomputed in the backward pass instead of kept. Only
+  entered, so that each block is one recomputation, not its whole stage. Each runs
+  under ``torch.utils.checkpoint`` (non-reentrant, so it works under
+  DistributedDataParallel and with frozen parameters) while training with gradients:
+  its activations are recomputed in the backward pass instead of kept. Only
   ``forward`` is wrapped, so parameter names and checkpoints stay as they are. timm's own
   ``set_grad_checkpointing`` is not used: its features wrappers do not all offer it
   (``FeatureGetterNet`` has none).

@@ -9,8 +9,8 @@ runs a forward and a backward pass on the CPU for a batch of two images (``--siz
 one a little smaller: a small non-square detection-like size, each shrunk to fit the
 seed's test resize where that is smaller, padded as detectron2 pads a batch; two images,
 as detectron2's default of 16 images on 8 GPUs gives each, since batch norm over a 1x1
-map cannot train on one; fixed-size models padded to their seeds' own side, 1024, with
-activation checkpointing, or built at ``--img-side``) and checks:
+map cannot train on one; fixed-size models built at their seeds' own side, 1024 for
+most, with activation checkpointing, or at ``--img-side``) and checks:
 
 - every FPN level and every level of the plain backbone under it has the declared
   channels and ``ceil(padded / stride)`` maps, with finite values;
