@@ -171,7 +171,8 @@ def verification_records(
 ) -> Dict[str, Dict[str, str]]:
     """Real-compute results for the models of ``specs``: new ``results`` (a sweep's
     ``models``) over those ``recorded`` in the manifest, each kept only while the spec it
-    was measured with (``spec``, its digest) is the model's current one."""
+    was measured with (``spec``, its digest) is the model's current one. A result without
+    export columns (a ``--no-export`` sweep) keeps the columns recorded for the same spec."""
     from .names import safe_text
 
     digests = {spec.name: spec.digest() for spec in specs}
@@ -185,6 +186,7 @@ def verification_records(
             continue
         if status not in VERIFICATION_STATUSES:
             raise SpecError(f"verification of {name}: status {status!r} is not one of {VERIFICATION_STATUSES}")
+        previous = records.get(name, {})
         records[name] = {
             "status": status,
             "reason": safe_text(result.get("reason", ""), limit=200),
@@ -198,6 +200,8 @@ def verification_records(
             records[name]["img_size"] = side
         if result.get("export"):
             records[name]["export"] = _export_record(name, result["export"])
+        elif previous.get("export"):
+            records[name]["export"] = previous["export"]
     return dict(sorted(records.items()))
 
 

@@ -239,6 +239,17 @@ def test_verification_records_keep_results_while_the_spec_is_the_same():
         verification_records([spec], {}, {"toy_resnet": {"status": "ok"}})
 
 
+def test_a_result_without_export_columns_keeps_those_recorded_for_the_same_spec():
+    spec = make_spec(golden_facts("resnet_like"))
+    exported = {column: {"status": "ok", "reason": ""} for column in EXPORT_COLUMNS}
+    first = verification_records([spec], {}, {"toy_resnet": {"status": "verified", "export": exported}})
+    assert set(first["toy_resnet"]["export"]) == set(EXPORT_COLUMNS)
+    again = verification_records([spec], first, {"toy_resnet": {"status": "verified", "img_size": 1024}})
+    assert again["toy_resnet"]["export"] == first["toy_resnet"]["export"] and again["toy_resnet"]["img_size"] == 1024
+    changed = make_spec(golden_facts("resnet_like"), out_features=("res3", "res4", "res5"))
+    assert "export" not in verification_records([changed], first, {"toy_resnet": {"status": "verified"}})["toy_resnet"]
+
+
 def test_the_side_a_fixed_size_model_was_verified_at_is_recorded_and_shown():
     from generator.render import render_support
 
