@@ -81,10 +81,10 @@ def test_checkpointing_recomputes_each_block_on_its_own(model, family, block_typ
     """Every block of timm's model is checkpointed, alone or as the one block of its stage,
     never two in one recomputation."""
     cfg = model_config(model, family, fpn=False, overrides=["MODEL.BACKBONE.CONFIG.ACTIVATION_CHECKPOINT", "True"])
-    body = build_backbone(cfg, "meta").body
-    wrapped = [m for m in body.modules() if isinstance(m.__dict__.get("forward"), functools.partial)]
-    blocks = [m for m in body.modules() if type(m).__name__ in block_types]
-    assert len(blocks) > 1 and len(wrapped) == build_backbone(cfg, "meta").checkpointed_blocks
+    backbone = build_backbone(cfg, "meta")
+    wrapped = [m for m in backbone.body.modules() if isinstance(m.__dict__.get("forward"), functools.partial)]
+    blocks = [m for m in backbone.body.modules() if type(m).__name__ in block_types]
+    assert len(blocks) > 1 and len(wrapped) == backbone.checkpointed_blocks
     for block in blocks:
         holders = [m for m in wrapped if any(inner is block for inner in m.modules())]
         assert len(holders) == 1, f"{type(block).__name__} in {len(holders)} checkpointed modules"
