@@ -258,13 +258,13 @@ def test_the_side_a_fixed_size_model_was_verified_at_is_recorded_and_shown():
 
     def support(pit_side):
         results = {"toy_pit": {"status": "verified", "img_size": pit_side}, "toy_resnet": {"status": "verified"}}
-        records = verification_records([pit, resnet], {}, {k: v for k, v in results.items()})
+        records = verification_records([pit, resnet], {}, results)
         assert records["toy_pit"].get("img_size", 0) == pit_side and "img_size" not in records["toy_resnet"]
         return " ".join(render_support([pit, resnet], {}, records).split())
 
-    assert "verified, 1 were built at their seeds' side, 0 at a smaller side and 0 by a sweep" in support(1024)
-    assert "verified, 0 were built at their seeds' side, 1 at a smaller side and 0 by a sweep" in support(448)
-    assert "verified, 0 were built at their seeds' side, 0 at a smaller side and 1 by a sweep" in support(0)
+    assert "verified, 1 were built at their seeds' side, 0 at another side and 0 by a sweep" in support(1024)
+    assert "verified, 0 were built at their seeds' side, 1 at another side and 0 by a sweep" in support(448)
+    assert "verified, 0 were built at their seeds' side, 0 at another side and 1 by a sweep" in support(0)
     with pytest.raises(ValueError, match="img_size '448' is not a side"):
         verification_records([pit], {}, {"toy_pit": {"status": "verified", "img_size": "448"}})
 
