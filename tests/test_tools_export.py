@@ -93,6 +93,29 @@ def test_antialiased_bicubic_resize_exports_to_onnx(tmp_path, size):
     assert float(abs(torch.from_numpy(got) - expected).max()) < 1e-5
 
 
+def test_a_size_rounded_up_with_math_ceil_saves_as_integer_division(tmp_path):
+    """timm's ``math.ceil(size / step)`` (``get_same_padding``, MobileViT's patch grid) in a
+    dynamic program: rewritten, the program saves, loads and pads other sizes as eager does."""
+    import math
+
+    class PadToSeven(torch.nn.Module):
+        def forward(self, x):
+            h, w = x.shape[-2:]
+            return torch.nn.functional.pad(x, (0, math.ceil(w / 7) * 7 - w, 0, math.ceil(h / 7) * 7 - h))
+
+    auto = torch.export.Dim.AUTO
+    program = torch.export.export(PadToSeven(), (torch.zeros(2, 1, 10, 16),), dynamic_shapes={"x": {2: auto, 3: auto}})
+    assert [n.target for n in program.graph.nodes].count(math.ceil) == 2
+    assert export.integer_ceil_divisions(program.graph_module) == 2
+    assert math.ceil not in [n.target for n in program.graph.nodes]
+    torch.export.save(program, tmp_path / "pad.pt2")
+    loaded = torch.export.load(tmp_path / "pad.pt2").module()
+    for h, w in [(10, 16), (14, 15), (29, 8)]:
+        x = torch.randn(2, 1, h, w)
+        assert loaded(x).shape == (2, 1, -(-h // 7) * 7, -(-w // 7) * 7)
+        assert torch.equal(loaded(x), PadToSeven()(x))
+
+
 def test_an_export_that_fails_names_the_construct(tmp_path, capsys, monkeypatch):
     def refuse(*args, **kwargs):
         raise RuntimeError("Exporting the operator 'aten::roll' to ONNX opset version 18 is not supported.\nmore")

@@ -217,9 +217,53 @@ def export(module, example, fmt: str, output: str, dynamic: bool) -> None:
             if dynamic:
                 auto = torch.export.Dim.AUTO
                 shapes = {"image": {0: auto, 2: auto, 3: auto}}
-            torch.export.save(torch.export.export(module, (example,), dynamic_shapes=shapes), output)
+            program = torch.export.export(module, (example,), dynamic_shapes=shapes)
+            integer_ceil_divisions(program.graph_module)
+            torch.export.save(program, output)
     except Exception as exc:
         raise ExportError(f"{fmt} export failed: {_first_line(exc)}") from exc
+
+
+def integer_ceil_divisions(graph_module: torch.fx.GraphModule) -> int:
+    """Rewrite each ``math.ceil(a / b)`` on sizes in an exported graph as ``-(-a // b)``.
+
+    timm computes sizes with ``math.ceil`` (``get_same_padding``, MobileViT's patch grid,
+    hybrid ViTs' embedding); with dynamic shapes the call stays in the graph, and
+    ``torch.export.save`` cannot serialise it (``math.ceil`` is no symbolic operator it
+    writes). The integer form is the same size for ``b > 0`` and uses only operators it
+    writes. A ``ceil`` of anything else is left as it is (and the save names it).
+    Returns the number rewritten."""
+    import operator
+
+    def value(arg):
+        return arg.meta.get("val") if isinstance(arg, torch.fx.Node) else arg
+
+    graph = graph_module.graph
+    rewritten = 0
+    for node in list(graph.nodes):
+        division = node.args[0] if node.target is math.ceil and len(node.args) == 1 else None
+        if not (isinstance(division, torch.fx.Node) and division.target is operator.truediv):
+            continue
+        numerator, denominator = division.args
+        if not all(isinstance(value(arg), (int, torch.SymInt)) for arg in (numerator, denominator)):
+            continue
+        with graph.inserting_before(node):
+            negated = graph.call_function(operator.neg, (numerator,))
+            floored = graph.call_function(operator.floordiv, (negated, denominator))
+            ceiled = graph.call_function(operator.neg, (floored,))
+        negated.meta["val"] = -value(numerator)
+        floored.meta["val"] = negated.meta["val"] // value(denominator)
+        ceiled.meta["val"] = -floored.meta["val"]
+        for new in (negated, floored, ceiled):
+            new.meta.update({key: node.meta[key] for key in ("stack_trace", "nn_module_stack") if key in node.meta})
+        node.replace_all_uses_with(ceiled)
+        graph.erase_node(node)
+        if not division.users:
+            graph.erase_node(division)
+        rewritten += 1
+    if rewritten:
+        graph_module.recompile()
+    return rewritten
 
 
 def runner(fmt: str, output: str):
