@@ -44,6 +44,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import math
+import operator
 import os
 import sys
 import warnings
@@ -233,8 +234,6 @@ def integer_ceil_divisions(graph_module: torch.fx.GraphModule) -> int:
     writes). The integer form is the same size for ``b > 0`` and uses only operators it
     writes. A ``ceil`` of anything else is left as it is (and the save names it).
     Returns the number rewritten."""
-    import operator
-
     def value(arg):
         return arg.meta.get("val") if isinstance(arg, torch.fx.Node) else arg
 
